@@ -37,10 +37,10 @@ type Config struct {
 	BaseURL string `koanf:"base_url"`
 	// APIKey is the operator's key, used when a call's Caller names none.
 	// Empty means the anonymous key.
-	APIKey string `koanf:"api_key"`
+	APIKey string `koanf:"api_key" secret:"true"`
 	// ProxyPasskey is the operator's service passkey, sent as
 	// Proxy-Authorization so the Horde honours Proxied-For.
-	ProxyPasskey string `koanf:"proxy_passkey"`
+	ProxyPasskey string `koanf:"proxy_passkey" secret:"true"`
 	// Contact ends the Client-Agent header: a URL or handle the Horde's
 	// admins can reach the operator at.
 	Contact string `koanf:"contact"`

@@ -1,0 +1,47 @@
+# hordechat: the two commands a new user needs are `make run` and `make test`.
+
+GO      ?= go
+TAGS    := goolm
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.buildVersion=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
+
+.PHONY: run test bench build lint fmt fake-horde check-config clean
+
+## run: start hordechat with the embedded defaults (./data, anonymous key, HTTP on 127.0.0.1:8080)
+run:
+	$(GO) run -tags $(TAGS) -ldflags '-X main.buildVersion=$(VERSION)' ./cmd/hordechat run
+
+## test: vet and every test with the race detector
+test:
+	$(GO) vet -tags $(TAGS) ./...
+	$(GO) test -race -tags $(TAGS) -count=1 ./...
+
+## bench: every benchmark (storage, hordeapi, prompt, binary start-up)
+bench:
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
+
+## build: a static binary in bin/hordechat
+build:
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o bin/hordechat ./cmd/hordechat
+
+## lint: gofmt, vet and staticcheck
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet -tags $(TAGS) ./...
+	$(GO) run $(STATICCHECK) -tags $(TAGS) ./...
+
+## fmt: format every Go file
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## fake-horde: run the fake Horde on 127.0.0.1:7001 to try hordechat offline
+fake-horde:
+	$(GO) run ./cmd/fakehorde -listen 127.0.0.1:7001
+
+## check-config: validate ./config.toml (or the defaults) and print it, secrets hidden
+check-config:
+	$(GO) run -tags $(TAGS) ./cmd/hordechat check-config
+
+clean:
+	rm -rf bin

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+
+	"github.com/hordechat/hordechat/hordeapi"
+	"github.com/hordechat/hordechat/storage"
+)
+
+// App is one running hordechat: storage, the Horde client, housekeeping
+// and the built-in HTTP server. Build it with newApp, then Run it.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *storage.Store
+	horde   *hordeapi.Client
+	sched   gocron.Scheduler
+	http    *http.Server
+	started time.Time
+
+	// onReady, when set, is called once the app serves, with the HTTP
+	// address it listens on (nil when the listener is off).
+	onReady func(net.Addr)
+}
+
+// newApp opens everything Run needs. On error, whatever was opened is closed.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log, started: time.Now()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.store, err = storage.Open(ctx, cfg.Storage, log) // storage adds its own component
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	a.horde, err = hordeapi.New(cfg.Horde, hordeapi.WithVersion(version()))
+	if err != nil {
+		return nil, fmt.Errorf("create horde client: %w", err)
+	}
+	a.sched, err = newHousekeeping(a.store, cfg.Storage, log.With("component", "housekeeping"))
+	if err != nil {
+		return nil, fmt.Errorf("schedule housekeeping: %w", err)
+	}
+	if cfg.HTTP.Listen != "" {
+		a.http = &http.Server{
+			Handler:           a.routes(),
+			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+			ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
+		}
+	}
+	return a, nil
+}
+
+func (a *App) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	return mux
+}
+
+// healthz answers 200 while the process serves and its database answers.
+func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
+	status, code := "ok", http.StatusOK
+	if err := a.store.Ping(r.Context()); err != nil {
+		a.log.Warn("health check failed", "component", "http", "err", err)
+		status, code = "database unavailable", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{
+		"status":         status,
+		"version":        version(),
+		"uptime_seconds": int64(time.Since(a.started).Seconds()),
+	})
+}
+
+// Run serves until ctx ends, then shuts down in order: stop intake, stop
+// housekeeping, close the database last.
+func (a *App) Run(ctx context.Context) error {
+	defer a.close()
+	a.logPlatforms()
+
+	var ln net.Listener
+	serveErr := make(chan error, 1)
+	if a.http != nil {
+		var err error
+		ln, err = net.Listen("tcp", a.cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on http.listen %s: %w", a.cfg.HTTP.Listen, err)
+		}
+		go func() { serveErr <- a.http.Serve(ln) }()
+	}
+	a.sched.Start()
+
+	var addr net.Addr
+	if ln != nil {
+		addr = ln.Addr()
+		a.log.Info("ready", "http", "http://"+addr.String(), "healthz", "http://"+addr.String()+"/healthz", "version", version())
+	} else {
+		a.log.Info("ready", "http", "off (set http.listen to serve)", "version", version())
+	}
+	if a.onReady != nil {
+		a.onReady(addr)
+	}
+
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down", "reason", context.Cause(ctx))
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+	}
+	return a.shutdown()
+}
+
+func (a *App) shutdown() error {
+	var errs []error
+	if a.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+		if err := a.http.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop http: %w", err))
+		}
+		cancel()
+	}
+	if a.sched != nil {
+		if err := a.sched.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("stop housekeeping: %w", err))
+		}
+		a.sched = nil
+	}
+	return errors.Join(errs...)
+}
+
+// close releases what newApp opened; the database goes last.
+func (a *App) close() {
+	if a.sched != nil {
+		_ = a.sched.Shutdown()
+		a.sched = nil
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Error("close storage", "err", err)
+		}
+		a.store = nil
+	}
+}
+
+// logPlatforms says which chat platforms are on, and for each one that is
+// off, which key turns it on.
+func (a *App) logPlatforms() {
+	if a.cfg.Discord.Enabled() {
+		a.log.Warn("discord is configured but this build has no Discord adapter yet; it stays off", "platform", "discord")
+	} else {
+		a.log.Info("discord is off", "platform", "discord", "turn_on", "set discord.token (env HORDECHAT_DISCORD__TOKEN or discord.token_file)")
+	}
+	if a.cfg.Matrix.Enabled() {
+		a.log.Warn("matrix is configured but this build has no Matrix adapter yet; it stays off", "platform", "matrix")
+	} else {
+		a.log.Info("matrix is off", "platform", "matrix", "turn_on", "set matrix.homeserver, matrix.user_id and matrix.access_token or matrix.password (env HORDECHAT_MATRIX__...)")
+	}
+	key := "anonymous (0000000000)"
+	if a.cfg.Horde.APIKey != "" {
+		key = "operator key (horde.api_key)"
+	}
+	passkey := "off (set horde.proxy_passkey so rate limits land on each user)"
+	if a.cfg.Horde.ProxyPasskey != "" {
+		passkey = "on"
+	}
+	a.log.Info("horde", "base_url", a.cfg.Horde.BaseURL, "default_key", key, "identity_forwarding", passkey, "client_agent", a.horde.ClientAgent())
+}
+
+// newLogger builds the process logger from the [log] section.
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.Level) // validated before
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

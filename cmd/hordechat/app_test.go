@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testEnv points the whole app at a temp dir, a free port and an address
+// that answers nothing, so no test can reach the internet.
+func testEnv(t *testing.T, extra ...string) []string {
+	dir := t.TempDir()
+	return append([]string{
+		"HORDECHAT_STORAGE__PATH=" + filepath.Join(dir, "data", "hordechat.db"),
+		"HORDECHAT_HTTP__LISTEN=127.0.0.1:0",
+		"HORDECHAT_HORDE__BASE_URL=http://127.0.0.1:9/api",
+	}, extra...)
+}
+
+type running struct {
+	addr   net.Addr
+	cancel context.CancelFunc
+	code   chan int
+	stderr *syncBuffer
+}
+
+func startRun(t *testing.T, env []string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, code: make(chan int, 1), stderr: &syncBuffer{}}
+	ready := make(chan net.Addr, 1)
+	go func() {
+		r.code <- run(ctx, nil, env, &bytes.Buffer{}, r.stderr, func(a *App) {
+			a.onReady = func(addr net.Addr) { ready <- addr }
+		})
+	}()
+	select {
+	case r.addr = <-ready:
+	case code := <-r.code:
+		cancel()
+		t.Fatalf("run exited with %d before ready:\n%s", code, r.stderr.String())
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) int {
+	t.Helper()
+	r.cancel()
+	code, ok := <-r.code
+	if ok {
+		close(r.code)
+		if code != 0 {
+			t.Errorf("run exited with %d:\n%s", code, r.stderr.String())
+		}
+	}
+	return code
+}
+
+func TestRunServesHealthzAndStopsCleanly(t *testing.T) {
+	const opKey = "operator-secret-key-123"
+	r := startRun(t, testEnv(t, "HORDECHAT_HORDE__API_KEY="+opKey, "HORDECHAT_LOG__FORMAT=json"))
+	resp, err := http.Get("http://" + r.addr.String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status  string `json:"status"`
+		Version string `json:"version"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || body.Status != "ok" || body.Version == "" {
+		t.Errorf("healthz = %d %+v", resp.StatusCode, body)
+	}
+	if code := r.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	logs := r.stderr.String()
+	for _, want := range []string{`"msg":"discord is off"`, "HORDECHAT_DISCORD__TOKEN", `"msg":"matrix is off"`, "matrix.homeserver", `"msg":"ready"`, `"msg":"stopped"`, "operator key (horde.api_key)"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, opKey) {
+		t.Errorf("logs leak the operator key:\n%s", logs)
+	}
+}
+
+// A second start on the same data directory reuses the generated key file.
+func TestRunRestartsOnSameData(t *testing.T) {
+	env := testEnv(t)
+	startRun(t, env).stop(t)
+	startRun(t, env).stop(t)
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), nil, []string{"HORDECHAT_LOG__LEVEL=chatty"}, &bytes.Buffer{}, &stderr, nil)
+	if code != 1 || !strings.Contains(stderr.String(), "log.level") {
+		t.Fatalf("code=%d stderr=%s", code, stderr.String())
+	}
+}
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		env        []string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+		leak       string
+	}{
+		{name: "version", args: []string{"version"}, wantStdout: []string{"hordechat "}},
+		{name: "help", args: []string{"help"}, wantStdout: []string{"check-config"}},
+		{name: "unknown command", args: []string{"serve"}, wantCode: 2, wantStderr: []string{`unknown command "serve"`, "Usage"}},
+		{name: "stray argument", args: []string{"version", "x"}, wantCode: 2, wantStderr: []string{`unexpected argument "x"`}},
+		{name: "bad flag", args: []string{"run", "--nope"}, wantCode: 2, wantStderr: []string{"nope"}},
+		{name: "check-config hides secrets", args: []string{"check-config"}, env: []string{"HORDECHAT_HORDE__API_KEY=hidden-key-999"},
+			wantStdout: []string{"configuration is valid", "horde.api_key = (set)", "discord.token = (unset)"}, leak: "hidden-key-999"},
+		{name: "check-config reports errors", args: []string{"check-config", "--config", "/nonexistent.toml"}, wantCode: 1, wantStderr: []string{"/nonexistent.toml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Chdir(t.TempDir()) // no stray ./config.toml
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, tt.env, &stdout, &stderr, nil)
+			if code != tt.wantCode {
+				t.Fatalf("code = %d, want %d; stderr=%s", code, tt.wantCode, stderr.String())
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+			for _, w := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			if tt.leak != "" && strings.Contains(stdout.String()+stderr.String(), tt.leak) {
+				t.Errorf("output leaks %q", tt.leak)
+			}
+		})
+	}
+}
