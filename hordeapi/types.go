@@ -73,6 +73,9 @@ type TextParams struct {
 	SmoothingFactor      *float64 `json:"smoothing_factor,omitempty"`
 	DynatempRange        *float64 `json:"dynatemp_range,omitempty"`
 	DynatempExponent     *float64 `json:"dynatemp_exponent,omitempty"`
+	// SamplerSeed is not in the Horde's schema; unknown params pass through
+	// to the worker, and KoboldCpp reads this one.
+	SamplerSeed *int64 `json:"sampler_seed,omitempty"`
 }
 
 // Ptr returns a pointer to v, for filling optional fields.
