@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -35,6 +37,7 @@ var keyCheckPlaintext = []byte("hordechat key check v1")
 // sealed value copied to another row does not open.
 type sealer struct {
 	aead cipher.AEAD
+	prk  []byte // HKDF pseudo-random key, for DeriveSecret
 }
 
 func newSealer(key []byte) (*sealer, error) {
@@ -49,7 +52,23 @@ func newSealer(key []byte) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create cipher: %w", err)
 	}
-	return &sealer{aead: aead}, nil
+	prk, err := hkdf.Extract(sha256.New, key, []byte("hordechat derive v1"))
+	if err != nil {
+		return nil, fmt.Errorf("derive: %w", err)
+	}
+	return &sealer{aead: aead, prk: prk}, nil
+}
+
+// DeriveSecret returns a 32-byte secret derived from the data key for
+// purpose (HKDF-SHA256): stable for as long as the key is, so other parts
+// (the per-user Horde identities) need no key file of their own, and
+// unrelated to the data key and to other purposes.
+func (s *Store) DeriveSecret(purpose string) []byte {
+	out, err := hkdf.Expand(sha256.New, s.sealer.prk, purpose, 32)
+	if err != nil {
+		panic("storage: hkdf expand of 32 bytes failed: " + err.Error()) // cannot happen for 32 bytes
+	}
+	return out
 }
 
 // seal returns version || nonce || ciphertext || tag.

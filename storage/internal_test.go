@@ -188,3 +188,23 @@ func TestSealer(t *testing.T) {
 		t.Error("newSealer accepted a 16-byte key")
 	}
 }
+
+func TestDeriveSecret(t *testing.T) {
+	key := bytes.Repeat([]byte{1}, keySize)
+	sl, err := newSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{sealer: sl}
+	a, b := s.DeriveSecret("identity"), s.DeriveSecret("identity")
+	if len(a) != 32 || !bytes.Equal(a, b) {
+		t.Fatalf("derive not stable: %x %x", a, b)
+	}
+	if bytes.Equal(a, s.DeriveSecret("webhook")) || bytes.Equal(a, key) {
+		t.Error("derived secret not separated by purpose or equals the key")
+	}
+	other, _ := newSealer(bytes.Repeat([]byte{2}, keySize))
+	if bytes.Equal(a, (&Store{sealer: other}).DeriveSecret("identity")) {
+		t.Error("another key derives the same secret")
+	}
+}

@@ -148,6 +148,17 @@ func (s *Store) FinishJob(ctx context.Context, id string, state JobState, result
 		string(state), result, errMsg, now, now, id)
 }
 
+// SaveJobResult keeps an unfinished job's result before it is delivered,
+// so that a crash between the Horde finishing and the delivery loses
+// nothing: after a restart the job is delivered from the stored result.
+func (s *Store) SaveJobResult(ctx context.Context, id string, result []byte) error {
+	now := s.nowMS()
+	return s.updateUnfinishedJob(ctx, "save job result", id, `
+		UPDATE jobs SET result = ?, updated_at = ?
+		WHERE id = ? AND state IN ('pending', 'submitted')`,
+		result, now, id)
+}
+
 // IncrementJobAttempts counts one more submission attempt of an unfinished
 // job and returns the new count.
 func (s *Store) IncrementJobAttempts(ctx context.Context, id string) (int, error) {

@@ -188,3 +188,28 @@ func TestUnfinishedJobs(t *testing.T) {
 		t.Errorf("UnfinishedJobs ids = %v, want %v", ids, want)
 	}
 }
+
+func TestSaveJobResult(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	j, err := s.CreateJob(ctx, storage.Job{Principal: "discord:1", Target: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveJobResult(ctx, j.ID, []byte(`{"text":"answer"}`)); err != nil {
+		t.Fatal(err)
+	}
+	unfinished, err := s.UnfinishedJobs(ctx)
+	if err != nil || len(unfinished) != 1 || string(unfinished[0].Result) != `{"text":"answer"}` || unfinished[0].State != storage.JobPending {
+		t.Fatalf("unfinished = %+v, %v", unfinished, err)
+	}
+	if err := s.FinishJob(ctx, j.ID, storage.JobDone, unfinished[0].Result, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveJobResult(ctx, j.ID, []byte(`{}`)); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("save on a finished job = %v, want ErrConflict", err)
+	}
+	if err := s.SaveJobResult(ctx, "nope", []byte(`{}`)); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("save on an unknown job = %v, want ErrNotFound", err)
+	}
+}
