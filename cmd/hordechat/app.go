@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 
+	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/hordeapi"
 	"github.com/hordechat/hordechat/storage"
 )
@@ -24,6 +25,7 @@ type App struct {
 	log     *slog.Logger
 	store   *storage.Store
 	horde   *hordeapi.Client
+	bridge  *bridge.Service
 	sched   gocron.Scheduler
 	http    *http.Server
 	started time.Time
@@ -49,7 +51,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("create horde client: %w", err)
 	}
-	a.sched, err = newHousekeeping(a.store, cfg.Storage, log.With("component", "housekeeping"))
+	a.bridge, err = newBridge(cfg, a.store, a.horde, log)
+	if err != nil {
+		return nil, err
+	}
+	a.sched, err = newHousekeeping(a.store, cfg.Storage, log.With("component", "housekeeping"),
+		housekeepingJob{"models", cfg.Bridge.ModelRefresh, a.bridge.RefreshModels})
 	if err != nil {
 		return nil, fmt.Errorf("schedule housekeeping: %w", err)
 	}
@@ -63,9 +70,33 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	return a, nil
 }
 
+// newBridge builds the core. The Proxied-For identity key comes from the
+// config or, by default, is derived from the storage key, so it is as
+// stable as the database itself.
+func newBridge(cfg Config, store *storage.Store, client *hordeapi.Client, log *slog.Logger) (*bridge.Service, error) {
+	secret := []byte(cfg.Bridge.IdentitySecret)
+	if len(secret) == 0 {
+		secret = store.DeriveSecret("hordechat proxied-for identity")
+	}
+	pollCfg := cfg.Horde
+	pollCfg.MaxRetries = 0 // the bridge's scheduler backs off itself
+	poll, err := hordeapi.New(pollCfg, hordeapi.WithVersion(version()))
+	if err != nil {
+		return nil, fmt.Errorf("create horde poll client: %w", err)
+	}
+	svc, err := bridge.New(cfg.Bridge, bridge.Deps{Client: client, PollClient: poll, Store: bridgeStore{store}, IdentitySecret: secret, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("create bridge: %w", err)
+	}
+	return svc, nil
+}
+
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
+	if h := a.bridge.WebhookHandler(); h != nil {
+		mux.Handle("POST "+bridge.WebhookPath, h)
+	}
 	return mux
 }
 
@@ -103,6 +134,9 @@ func (a *App) Run(ctx context.Context) error {
 		go func() { serveErr <- a.http.Serve(ln) }()
 	}
 	a.sched.Start()
+	if err := a.bridge.Start(ctx); err != nil {
+		return fmt.Errorf("start bridge: %w", err)
+	}
 
 	var addr net.Addr
 	if ln != nil {
@@ -135,6 +169,7 @@ func (a *App) shutdown() error {
 		}
 		cancel()
 	}
+	a.bridge.Close() // chat jobs stay journaled for the next start
 	if a.sched != nil {
 		if err := a.sched.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("stop housekeeping: %w", err))
@@ -146,6 +181,9 @@ func (a *App) shutdown() error {
 
 // close releases what newApp opened; the database goes last.
 func (a *App) close() {
+	if a.bridge != nil {
+		a.bridge.Close()
+	}
 	if a.sched != nil {
 		_ = a.sched.Shutdown()
 		a.sched = nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agnivade/levenshtein"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/toml/v2"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -19,6 +20,7 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"github.com/hordechat/hordechat/bot/discord"
+	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/bot/matrix"
 	"github.com/hordechat/hordechat/hordeapi"
 	"github.com/hordechat/hordechat/storage"
@@ -39,6 +41,7 @@ type Config struct {
 	Log     LogConfig       `koanf:"log"`
 	HTTP    HTTPConfig      `koanf:"http"`
 	Horde   hordeapi.Config `koanf:"horde"`
+	Bridge  bridge.Config   `koanf:"bridge"`
 	Storage storage.Config  `koanf:"storage"`
 	Discord discord.Config  `koanf:"discord"`
 	Matrix  matrix.Config   `koanf:"matrix"`
@@ -67,6 +70,7 @@ func DefaultConfig() Config {
 		Log:     LogConfig{Level: "info", Format: "text"},
 		HTTP:    HTTPConfig{Listen: "127.0.0.1:8080", ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second},
 		Horde:   hordeapi.DefaultConfig(),
+		Bridge:  bridge.DefaultConfig(),
 		Storage: storage.DefaultConfig(),
 		Discord: discord.DefaultConfig(),
 		Matrix:  matrix.DefaultConfig(),
@@ -92,7 +96,7 @@ func (c Config) Validate() error {
 	if c.HTTP.ShutdownTimeout <= 0 {
 		return fmt.Errorf("http.shutdown_timeout %s: must be positive, e.g. 15s", c.HTTP.ShutdownTimeout)
 	}
-	for _, v := range []interface{ Validate() error }{c.Horde, c.Storage, c.Discord, c.Matrix} {
+	for _, v := range []interface{ Validate() error }{c.Horde, c.Bridge, c.Storage, c.Discord, c.Matrix} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -351,31 +355,11 @@ func (ks keySet) secrets() []string {
 func (ks keySet) suggest(key string) string {
 	best, bestD := "", 4
 	for _, k := range ks.ordered {
-		if d := editDistance(key, k); d < bestD {
+		if d := levenshtein.ComputeDistance(key, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // cleanDecodeError turns mapstructure's multi-line error into one line.

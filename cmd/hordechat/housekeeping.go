@@ -18,10 +18,18 @@ const (
 	jobTimeout    = 5 * time.Minute
 )
 
-// newHousekeeping schedules retention and database upkeep. The scheduler
-// is returned unstarted; it never runs per-request work.
-func newHousekeeping(store *storage.Store, cfg storage.Config, log *slog.Logger, opts ...gocron.SchedulerOption) (gocron.Scheduler, error) {
-	s, err := gocron.NewScheduler(append([]gocron.SchedulerOption{gocron.WithLogger(gocronLogger{log})}, opts...)...)
+// housekeepingJob is one periodic task.
+type housekeepingJob struct {
+	name  string
+	every time.Duration
+	fn    func(ctx context.Context) error
+}
+
+// newHousekeeping schedules retention, database upkeep and the extra jobs
+// (the model list refresh). The scheduler is returned unstarted; it never
+// runs per-request work.
+func newHousekeeping(store *storage.Store, cfg storage.Config, log *slog.Logger, extra ...housekeepingJob) (gocron.Scheduler, error) {
+	s, err := gocron.NewScheduler(gocron.WithLogger(gocronLogger{log}))
 	if err != nil {
 		return nil, err
 	}
@@ -34,14 +42,10 @@ func newHousekeeping(store *storage.Store, cfg storage.Config, log *slog.Logger,
 			}
 		})
 	}
-	jobs := []struct {
-		name  string
-		every time.Duration
-		fn    func(ctx context.Context) error
-	}{
+	jobs := append([]housekeepingJob{
 		{"prune", pruneEvery, func(ctx context.Context) error { return prune(ctx, store, cfg, time.Now(), log) }},
 		{"optimize", optimizeEvery, store.Optimize},
-	}
+	}, extra...)
 	for _, j := range jobs {
 		if _, err := s.NewJob(gocron.DurationJob(j.every), task(j.name, j.fn), gocron.WithName(j.name), gocron.WithSingletonMode(gocron.LimitModeReschedule)); err != nil {
 			_ = s.Shutdown()

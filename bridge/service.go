@@ -1,0 +1,814 @@
+// Package bridge is hordechat's core: it turns OpenAI-style chat requests
+// into AI Horde requests fitted to the live workers, submits them with the
+// asking person's identity and key, polls politely, journals every job so a
+// restart loses nothing, and turns the Horde's answer back into a Result.
+// It knows no chat platform.
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/hordechat/hordechat/bridge/prompt"
+	"github.com/hordechat/hordechat/hordeapi"
+)
+
+// Deps are what a Service is built from.
+type Deps struct {
+	// Client submits, cancels and looks up users.
+	Client *hordeapi.Client
+	// PollClient polls status; it should not retry on its own, since the
+	// scheduler backs off. Nil uses Client.
+	PollClient StatusClient
+	Store      Store
+	// IdentitySecret keys the per-user Proxied-For addresses (16+ bytes).
+	IdentitySecret []byte
+	// Clock drives timers; nil is the real clock.
+	Clock clockwork.Clock
+	Log   *slog.Logger
+	// Scheduler overrides the scheduler configuration derived from Config.
+	Scheduler *SchedulerConfig
+}
+
+// Service runs generation jobs. Create it with New, register deliverers,
+// then Start it.
+type Service struct {
+	cfg       Config
+	log       *slog.Logger
+	clock     clockwork.Clock
+	client    *hordeapi.Client
+	models    *Models
+	templates *prompt.Registry
+	ids       *Identities
+	store     Store
+	sched     *Scheduler
+	kudos     *kudosCache
+	hooks     *webhooks
+
+	mu         sync.Mutex
+	deliverers map[string]Deliverer
+	jobs       map[string]*job
+	closing    bool
+	// busy counts jobs doing work the scheduler does not see (submitting,
+	// journaling, delivering), so tests on a fake clock move it only when
+	// every job is parked.
+	busy int
+	idle *sync.Cond
+
+	life     context.Context // ends at Close: background jobs stop, journal kept
+	stopLife context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New builds a Service; it does no I/O.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Client == nil || deps.Store == nil {
+		return nil, errors.New("bridge: Client and Store are required")
+	}
+	ids, err := NewIdentities(deps.IdentitySecret)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	clock := deps.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "bridge")
+	templates := prompt.NewRegistry()
+	for _, o := range cfg.TemplateOverrides {
+		if err := templates.Override(o.Pattern, o.Template); err != nil {
+			return nil, fmt.Errorf("bridge: %w", err)
+		}
+	}
+	pollClient := deps.PollClient
+	if pollClient == nil {
+		pollClient = deps.Client
+	}
+	scfg := DefaultSchedulerConfig()
+	scfg.CallsPerSecond = cfg.StatusCallsPerSecond
+	if deps.Scheduler != nil {
+		scfg = *deps.Scheduler
+	}
+	life, stop := context.WithCancel(context.Background())
+	s := &Service{
+		cfg: cfg, log: log, clock: clock, client: deps.Client,
+		models:     NewModels(deps.Client, clock),
+		templates:  templates,
+		ids:        ids,
+		store:      deps.Store,
+		sched:      NewScheduler(pollClient, clock, scfg, log),
+		kudos:      newKudosCache(clock),
+		deliverers: map[string]Deliverer{},
+		jobs:       map[string]*job{},
+		life:       life,
+		stopLife:   stop,
+	}
+	s.idle = sync.NewCond(&s.mu)
+	if cfg.WebhookURL != "" {
+		s.hooks = newWebhooks(cfg.WebhookURL, deps.IdentitySecret, s.sched, s.hordeIDOf, log)
+	}
+	return s, nil
+}
+
+// Models is the live model registry.
+func (s *Service) Models() *Models { return s.models }
+
+// Templates is the instruct template registry.
+func (s *Service) Templates() *prompt.Registry { return s.templates }
+
+// RefreshModels fetches the model and worker lists; run it periodically.
+func (s *Service) RefreshModels(ctx context.Context) error { return s.models.Refresh(ctx) }
+
+// RegisterDeliverer routes answers of jobs whose Target starts with
+// "platform:" to d. Register before Start so resumed jobs find it.
+func (s *Service) RegisterDeliverer(platform string, d Deliverer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deliverers[platform] = d
+}
+
+// WebhookHandler serves the Horde's result posts under WebhookPath; nil
+// when no webhook_url is configured.
+func (s *Service) WebhookHandler() http.Handler {
+	if s.hooks == nil {
+		return nil
+	}
+	return s.hooks
+}
+
+// Start runs the scheduler, starts loading the models and resumes
+// journaled jobs.
+func (s *Service) Start(ctx context.Context) error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.sched.Run(s.life); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("scheduler stopped", "err", err)
+		}
+	}()
+	// Load the models in the background: an unreachable Horde must not
+	// delay start-up; requests meanwhile get a clear "not loaded yet".
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.models.Refresh(s.life); err != nil && s.life.Err() == nil {
+			s.log.Warn("could not load models; will retry on the next refresh", "err", err)
+		}
+	}()
+	return s.resume(ctx)
+}
+
+// Close stops background work. Chat jobs stay journaled and resume on the
+// next Start; nothing is cancelled at the Horde.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.stopLife()
+	s.wg.Wait()
+}
+
+// job is one generation in flight.
+type job struct {
+	id        string
+	principal Principal
+	target    string
+	prep      *prepared
+	caller    hordeapi.Caller
+	progress  ProgressFunc
+	hordeID   string
+	attempts  int
+	created   time.Time
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	result *Result
+	err    *Error
+}
+
+// journalPayload is what the journal keeps of a job to finish it later.
+type journalPayload struct {
+	Prepared  *prepared      `json:"prepared"`
+	Principal savedPrincipal `json:"principal"`
+}
+
+// savedPrincipal is a Principal without its key.
+type savedPrincipal struct {
+	Platform    string `json:"platform"`
+	UserID      string `json:"user_id,omitempty"`
+	StoreUserID int64  `json:"store_user_id,omitempty"`
+	ClientIP    string `json:"client_ip,omitempty"`
+}
+
+// Complete runs a request to the end and returns its result. Cancelling
+// ctx cancels the Horde request, so no kudos are wasted.
+func (s *Service) Complete(ctx context.Context, req Request, progress ProgressFunc) (*Result, error) {
+	s.busyAdd(1)
+	return s.completeBusy(ctx, req, progress)
+}
+
+// completeBusy is Complete for a caller that already counted it as busy
+// (tests start it in a goroutine and must not move the clock before).
+func (s *Service) completeBusy(ctx context.Context, req Request, progress ProgressFunc) (*Result, error) {
+	defer s.busyAdd(-1)
+	req.Target = ""
+	j, err := s.begin(ctx, req, progress)
+	if err != nil {
+		return nil, err
+	}
+	s.run(ctx, j)
+	if j.err != nil {
+		return nil, j.err
+	}
+	return j.result, nil
+}
+
+// Submit starts a request whose answer goes to the Deliverer of
+// req.Target's platform, also after a restart. Errors that happen before
+// the Horde took the request are returned here and not delivered.
+func (s *Service) Submit(ctx context.Context, req Request, progress ProgressFunc) (string, error) {
+	platform, _, ok := strings.Cut(req.Target, ":")
+	if !ok || platform == "" {
+		return "", errors.New("bridge: submit needs a target like platform:...")
+	}
+	s.mu.Lock()
+	_, known := s.deliverers[platform]
+	s.mu.Unlock()
+	if !known {
+		return "", fmt.Errorf("bridge: no deliverer registered for platform %q", platform)
+	}
+	s.busyAdd(1)
+	defer s.busyAdd(-1)
+	j, err := s.begin(ctx, req, progress)
+	if err != nil {
+		return "", err
+	}
+	s.background(j, false)
+	return j.id, nil
+}
+
+// busyAdd counts work outside the scheduler's view; see Service.busy.
+func (s *Service) busyAdd(d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.busy += d
+	if s.busy == 0 {
+		s.idle.Broadcast()
+	}
+}
+
+// waitIdle is a test hook: it returns once no job is busy outside the
+// scheduler.
+func (s *Service) waitIdle(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.idle.Broadcast()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.busy > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.idle.Wait()
+	}
+	return nil
+}
+
+// Await waits for a submitted job still in this process and returns its
+// result. The Deliverer gets the answer too.
+func (s *Service) Await(ctx context.Context, jobID string) (*Result, error) {
+	s.mu.Lock()
+	j, ok := s.jobs[jobID]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("bridge: job %s is not in flight", jobID)
+	}
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if j.err != nil {
+		return nil, j.err
+	}
+	return j.result, nil
+}
+
+// Cancel cancels a job in flight: the Horde request is deleted and the
+// job's deliverer gets a cancelled error. It reports whether the job was
+// found.
+func (s *Service) Cancel(jobID string) bool {
+	s.mu.Lock()
+	j, ok := s.jobs[jobID]
+	s.mu.Unlock()
+	if ok {
+		j.cancel()
+	}
+	return ok
+}
+
+// hordeIDOf returns the Horde request id of a job in flight.
+func (s *Service) hordeIDOf(jobID string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[jobID]
+	if !ok {
+		return "", false
+	}
+	return j.hordeID, true
+}
+
+// InFlight is the number of jobs this process is running.
+func (s *Service) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
+
+// begin prepares, journals and submits a job. On error nothing is left in
+// flight.
+func (s *Service) begin(ctx context.Context, req Request, progress ProgressFunc) (*job, error) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil, newError(CodeUnavailable, http.StatusServiceUnavailable, nil, "hordechat is shutting down. Try again in a moment.")
+	}
+	caller, kind, err := s.callerFor(ctx, req.Principal)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	kudos := s.kudos.balance(ctx, s.client, caller, kind)
+	prep, err := s.prepare(req, kudos)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	if kind == keyOperator && s.cfg.ServiceAccount {
+		prep.Horde.ProxiedAccount = req.Principal.Account()
+	}
+	j := &job{
+		id:        newJobID(),
+		principal: req.Principal,
+		target:    req.Target,
+		prep:      prep,
+		caller:    caller,
+		progress:  progress,
+		created:   s.clock.Now(),
+		done:      make(chan struct{}),
+	}
+	payload, err := json.Marshal(journalPayload{Prepared: prep, Principal: savePrincipal(req.Principal)})
+	if err != nil {
+		return nil, Classify(fmt.Errorf("encode journal entry: %w", err))
+	}
+	if err := s.store.CreateJob(ctx, JournalEntry{ID: j.id, Principal: req.Principal.String(), Target: j.target, Payload: payload, CreatedAt: j.created}); err != nil {
+		return nil, Classify(fmt.Errorf("journal job: %w", err))
+	}
+	if err := s.submit(ctx, j); err != nil {
+		s.finishJournal(j.id, JobFailed, nil, err)
+		return nil, err
+	}
+	return j, nil
+}
+
+// submit sends the job's request to the Horde and records the id.
+func (s *Service) submit(ctx context.Context, j *job) *Error {
+	hreq := j.prep.Horde
+	if s.hooks != nil {
+		hreq.Webhook = s.hooks.url(j.id)
+	}
+	resp, err := s.client.SubmitText(ctx, j.caller, &hreq)
+	if err != nil {
+		e := Classify(err)
+		s.log.Info("submit refused", "job", j.id, "principal", j.principal.String(), "code", e.Code, "err", err)
+		return e
+	}
+	j.hordeID = resp.ID
+	if err := s.store.MarkJobSubmitted(context.WithoutCancel(ctx), j.id, resp.ID); err != nil {
+		// The Horde has it; polling still works, a restart would resubmit.
+		s.log.Error("journal submit", "job", j.id, "err", err)
+	}
+	s.log.Debug("submitted", "job", j.id, "horde_id", resp.ID, "request", j.prep.String(), "no_workers_warning", resp.NoWorkersWarning())
+	return nil
+}
+
+// background runs a submitted job until it ends or the service closes,
+// then delivers it.
+func (s *Service) background(j *job, resumed bool) {
+	s.wg.Add(1)
+	s.busyAdd(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.busyAdd(-1)
+		s.run(s.life, j)
+		if s.life.Err() != nil && j.err != nil && j.err.Code == CodeCanceled {
+			return // shutting down: the journal keeps it for the next start
+		}
+		s.deliver(j, resumed)
+	}()
+}
+
+// run polls a submitted job to its end, resubmitting a request the Horde
+// lost, and records the outcome in j and the journal. A cancelled ctx
+// deletes the Horde request, unless the service is closing.
+func (s *Service) run(ctx context.Context, j *job) {
+	ctx, cancel := context.WithCancel(ctx)
+	j.cancel = cancel
+	defer cancel()
+	s.mu.Lock()
+	s.jobs[j.id] = j
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.jobs, j.id)
+		s.mu.Unlock()
+		close(j.done)
+	}()
+
+	deadline := s.clock.NewTimer(max(s.cfg.JobTimeout-s.clock.Since(j.created), time.Second))
+	defer deadline.Stop()
+	for {
+		if j.hordeID == "" {
+			if e := s.submit(ctx, j); e != nil {
+				j.err = e
+				s.finishJournal(j.id, JobFailed, nil, e)
+				return
+			}
+		}
+		st, err := s.await(ctx, j, deadline.Chan())
+		if err == nil {
+			j.result, j.err = s.buildResult(j, st)
+			if j.err != nil {
+				s.finishJournal(j.id, JobFailed, nil, j.err)
+			} else if j.target != "" {
+				if raw, mErr := json.Marshal(j.result); mErr == nil {
+					if sErr := s.store.SaveJobResult(context.WithoutCancel(ctx), j.id, raw); sErr != nil {
+						s.log.Error("journal result", "job", j.id, "err", sErr)
+					}
+				}
+			} else {
+				s.finishJournal(j.id, JobDone, nil, nil)
+			}
+			s.report(j, Progress{Stage: StageDone})
+			return
+		}
+		if errors.Is(err, hordeapi.ErrNotFound) && j.attempts < s.cfg.ResubmitLost {
+			j.attempts++
+			if _, aErr := s.store.IncrementJobAttempts(context.WithoutCancel(ctx), j.id); aErr != nil {
+				s.log.Error("journal attempts", "job", j.id, "err", aErr)
+			}
+			s.log.Info("the horde lost the request; resubmitting", "job", j.id, "horde_id", j.hordeID, "attempt", j.attempts)
+			j.hordeID = ""
+			s.report(j, Progress{Stage: StageRetrying, Err: Classify(err)})
+			continue
+		}
+		j.err = Classify(err)
+		if s.life.Err() != nil && errors.Is(err, context.Canceled) {
+			return // closing: keep the Horde request and the journal entry
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, errDeadline) || errors.Is(err, errNotPossible) {
+			s.cancelAtHorde(j)
+		}
+		state := JobFailed
+		if j.err.Code == CodeCanceled {
+			state = JobCancelled
+		}
+		s.finishJournal(j.id, state, nil, j.err)
+		s.report(j, Progress{Stage: StageFailed, Err: j.err})
+		return
+	}
+}
+
+var (
+	errDeadline    = errors.New("job deadline passed")
+	errNotPossible = errors.New("no worker can serve the request")
+)
+
+// await watches the job's Horde request until it ends, the deadline
+// passes, it stays impossible too long, or ctx ends.
+func (s *Service) await(ctx context.Context, j *job, deadline <-chan time.Time) (*hordeapi.TextStatus, error) {
+	impossible := make(chan struct{})
+	var impossibleOnce sync.Once
+	var impossibleSince time.Time
+	w := s.sched.Watch(j.hordeID, j.caller, WatchOptions{
+		N:       max(1, derefInt(j.prep.Horde.Params.N)),
+		Webhook: s.hooks != nil,
+		OnStatus: func(st *hordeapi.TextStatus) {
+			if !st.IsPossible && st.Processing == 0 && !st.Done {
+				now := s.clock.Now()
+				if impossibleSince.IsZero() {
+					impossibleSince = now
+				} else if now.Sub(impossibleSince) >= s.cfg.NotPossibleTimeout {
+					impossibleOnce.Do(func() { close(impossible) })
+				}
+			} else {
+				impossibleSince = time.Time{}
+			}
+			if p, ok := statusProgress(st); ok {
+				s.report(j, p)
+			}
+		},
+		OnRetry: func(err error) {
+			s.report(j, Progress{Stage: StageRetrying, Err: Classify(err)})
+		},
+	})
+	defer w.Stop()
+	s.busyAdd(-1) // parked: the scheduler or the clock wakes it
+	defer s.busyAdd(1)
+	select {
+	case <-w.Done():
+		st, err := w.Result()
+		if err != nil {
+			return nil, err
+		}
+		if st.Faulted {
+			return nil, newError(CodeFaulted, http.StatusBadGateway, nil, "The Horde's workers failed this request several times. Try again, or pick another model.")
+		}
+		return st, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-deadline:
+		e := newError(CodeTimeout, http.StatusGatewayTimeout, errDeadline, "The Horde did not finish within %s. Try again, ask for fewer tokens, or pick a model with a shorter queue.", humanDuration(s.cfg.JobTimeout))
+		return nil, e
+	case <-impossible:
+		e := newError(CodeNotPossible, http.StatusServiceUnavailable, errNotPossible, "No worker can serve this request (the model's workers went away, or it asks for more context or tokens than they allow).")
+		if with := s.models.WithWorkers(5); len(with) > 0 {
+			e.Message += " Models with workers: " + strings.Join(with, ", ") + "."
+		}
+		return nil, e
+	}
+}
+
+// statusProgress reports where an unfinished request is; a finished one
+// is reported by the job itself once its result is built.
+func statusProgress(st *hordeapi.TextStatus) (Progress, bool) {
+	if st.Done || st.Faulted {
+		return Progress{}, false
+	}
+	p := Progress{Stage: StageQueued, ETA: time.Duration(st.WaitTime) * time.Second, Restarted: st.Restarted, QueuePosition: st.QueuePosition}
+	if st.Processing > 0 || st.Waiting == 0 {
+		p.Stage = StageProcessing
+	}
+	return p, true
+}
+
+func (s *Service) report(j *job, p Progress) {
+	if j.progress == nil {
+		return
+	}
+	p.JobID = j.id
+	j.progress(p)
+}
+
+// cancelAtHorde deletes the Horde request so no kudos are wasted.
+func (s *Service) cancelAtHorde(j *job) {
+	if j.hordeID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := s.client.CancelText(ctx, j.caller, j.hordeID); err != nil && !errors.Is(err, hordeapi.ErrNotFound) {
+		s.log.Warn("cancel at horde", "job", j.id, "horde_id", j.hordeID, "err", err)
+	}
+}
+
+// buildResult turns the final status into a Result.
+func (s *Service) buildResult(j *job, st *hordeapi.TextStatus) (*Result, *Error) {
+	if len(st.Generations) == 0 {
+		return nil, newError(CodeFaulted, http.StatusBadGateway, nil, "The Horde finished the request without an answer. Try again.")
+	}
+	tpl, ok := s.templates.ByName(j.prep.Template)
+	if !ok {
+		tpl = prompt.Raw
+	}
+	res := &Result{
+		JobID: j.id, HordeID: j.hordeID, Kudos: st.Kudos,
+		PromptTokens: j.prep.PromptTokens, Dropped: j.prep.Dropped, Truncated: j.prep.Truncated,
+		MaxTokens: j.prep.MaxTokens, Limited: j.prep.Limited, KudosLimited: j.prep.KudosLimited,
+		Template: j.prep.Template, Created: s.clock.Now(),
+	}
+	for i, g := range st.Generations {
+		text, stopped := tpl.CleanOutput(g.Text, j.prep.UserStops)
+		reason := FinishStop
+		switch {
+		case g.Censored():
+			reason = FinishFiltered
+		case !stopped && prompt.EstimateTokens(g.Text) >= j.prep.MaxTokens*9/10:
+			reason = FinishLength
+		}
+		res.Choices = append(res.Choices, Choice{Index: i, Text: text, FinishReason: reason, Model: g.Model, WorkerID: g.WorkerID, WorkerName: g.WorkerName})
+		res.CompletionTokens += prompt.EstimateTokens(text)
+	}
+	res.Model = res.Choices[0].Model
+	if res.Model == "" && len(j.prep.Horde.Models) > 0 {
+		res.Model = j.prep.Horde.Models[0]
+	}
+	return res, nil
+}
+
+// deliver hands a finished job to its platform and closes the journal
+// entry once that worked.
+func (s *Service) deliver(j *job, resumed bool) {
+	platform, _, _ := strings.Cut(j.target, ":")
+	s.mu.Lock()
+	d := s.deliverers[platform]
+	s.mu.Unlock()
+	if d == nil {
+		s.log.Error("no deliverer for job", "job", j.id, "platform", platform)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := d.Deliver(ctx, Delivery{JobID: j.id, Target: j.target, Result: j.result, Err: j.err, Resumed: resumed})
+	if err != nil {
+		// Left unfinished: the next start delivers it again.
+		s.log.Error("deliver", "job", j.id, "platform", platform, "err", err)
+		return
+	}
+	if j.result != nil {
+		raw, _ := json.Marshal(j.result)
+		s.finishJournal(j.id, JobDone, raw, nil)
+	}
+}
+
+func (s *Service) finishJournal(id string, state JobState, result []byte, e *Error) {
+	msg := ""
+	if e != nil {
+		msg = string(e.Code) + ": " + e.Message
+	}
+	if err := s.store.FinishJob(context.Background(), id, state, result, msg); err != nil {
+		s.log.Error("journal finish", "job", id, "state", state, "err", err)
+	}
+}
+
+// resume picks up the journal after a restart: answers kept but not yet
+// delivered are delivered, chat jobs are polled (or resubmitted) to the
+// end, and /v1 jobs, whose callers are gone, are cancelled at the Horde.
+func (s *Service) resume(ctx context.Context) error {
+	entries, err := s.store.UnfinishedJobs(ctx)
+	if err != nil {
+		return fmt.Errorf("load journal: %w", err)
+	}
+	for _, e := range entries {
+		var p journalPayload
+		if err := json.Unmarshal(e.Payload, &p); err != nil || p.Prepared == nil {
+			s.log.Error("unreadable journal entry; dropping it", "job", e.ID, "err", err)
+			s.finishJournal(e.ID, JobFailed, nil, newError(CodeInternal, 500, err, "unreadable journal entry"))
+			continue
+		}
+		principal := p.Principal.principal()
+		j := &job{id: e.ID, principal: principal, target: e.Target, prep: p.Prepared, hordeID: e.HordeID, attempts: e.Attempts, created: e.CreatedAt, done: make(chan struct{})}
+		if e.Target == "" {
+			if e.HordeID != "" {
+				j.caller, _, _ = s.callerFor(ctx, principal)
+				s.cancelAtHorde(j)
+			}
+			s.finishJournal(e.ID, JobCancelled, nil, newError(CodeCanceled, 499, nil, "interrupted by a restart"))
+			continue
+		}
+		platform, _, _ := strings.Cut(e.Target, ":")
+		s.mu.Lock()
+		_, known := s.deliverers[platform]
+		s.mu.Unlock()
+		if !known {
+			s.log.Warn("journaled job for a platform that is off; keeping it", "job", e.ID, "platform", platform)
+			continue
+		}
+		if len(e.Result) > 0 {
+			var res Result
+			if err := json.Unmarshal(e.Result, &res); err == nil {
+				j.result = &res
+				close(j.done)
+				s.deliver(j, true)
+				continue
+			}
+		}
+		caller, _, err := s.callerFor(ctx, principal)
+		if err != nil {
+			j.err = Classify(err)
+			s.finishJournal(j.id, JobFailed, nil, j.err)
+			close(j.done)
+			s.deliver(j, true)
+			continue
+		}
+		j.caller = caller
+		s.log.Info("resuming job", "job", j.id, "horde_id", j.hordeID, "target_platform", platform)
+		s.background(j, true)
+	}
+	return nil
+}
+
+func savePrincipal(p Principal) savedPrincipal {
+	return savedPrincipal{Platform: p.Platform, UserID: p.UserID, StoreUserID: p.StoreUserID, ClientIP: p.ClientIP}
+}
+
+func (sp savedPrincipal) principal() Principal {
+	return Principal{Platform: sp.Platform, UserID: sp.UserID, StoreUserID: sp.StoreUserID, ClientIP: sp.ClientIP}
+}
+
+// keyKind says whose Horde key a call uses.
+type keyKind int
+
+const (
+	keyAnonymous keyKind = iota
+	keyOperator
+	keyUser
+)
+
+// callerFor resolves the Horde key (the caller's own, the user's linked
+// key, the operator's, or anonymous) and the identity to forward.
+func (s *Service) callerFor(ctx context.Context, p Principal) (hordeapi.Caller, keyKind, error) {
+	c := hordeapi.Caller{ProxiedFor: s.ids.ProxiedFor(p)}
+	switch {
+	case p.APIKey != "":
+		c.APIKey = p.APIKey
+		return c, keyUser, nil
+	case p.StoreUserID > 0:
+		key, err := s.store.LinkedHordeKey(ctx, p.StoreUserID)
+		if err != nil {
+			return c, keyAnonymous, fmt.Errorf("load linked key: %w", err)
+		}
+		if key != "" {
+			c.APIKey = key
+			return c, keyUser, nil
+		}
+	}
+	if k := s.client.OperatorKey(); k != "" && k != hordeapi.AnonymousKey {
+		c.APIKey = k
+		return c, keyOperator, nil
+	}
+	c.APIKey = hordeapi.AnonymousKey
+	return c, keyAnonymous, nil
+}
+
+// kudosCache remembers account balances for the upfront-kudos rule.
+type kudosCache struct {
+	clock clockwork.Clock
+	mu    sync.Mutex
+	byKey map[[32]byte]kudosEntry
+}
+
+type kudosEntry struct {
+	kudos float64
+	at    time.Time
+}
+
+const kudosTTL = 5 * time.Minute
+
+func newKudosCache(clock clockwork.Clock) *kudosCache {
+	return &kudosCache{clock: clock, byKey: map[[32]byte]kudosEntry{}}
+}
+
+// balance returns the caller's kudos, 0 for anonymous, or -1 when unknown.
+func (k *kudosCache) balance(ctx context.Context, client *hordeapi.Client, c hordeapi.Caller, kind keyKind) float64 {
+	if kind == keyAnonymous {
+		return 0
+	}
+	h := sha256.Sum256([]byte(c.APIKey)) // never keep keys in memory longer than needed
+	now := k.clock.Now()
+	k.mu.Lock()
+	e, ok := k.byKey[h]
+	k.mu.Unlock()
+	if ok && now.Sub(e.at) < kudosTTL {
+		return e.kudos
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	u, err := client.FindUser(ctx, hordeapi.Caller{APIKey: c.APIKey})
+	if err != nil {
+		return -1
+	}
+	k.mu.Lock()
+	if len(k.byKey) > 10000 { // bounded: drop all rather than track ages
+		clear(k.byKey)
+	}
+	k.byKey[h] = kudosEntry{kudos: u.Kudos, at: now}
+	k.mu.Unlock()
+	return u.Kudos
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
