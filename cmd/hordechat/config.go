@@ -20,8 +20,8 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"github.com/hordechat/hordechat/bot/discord"
-	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/bot/matrix"
+	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/hordeapi"
 	"github.com/hordechat/hordechat/storage"
 )
