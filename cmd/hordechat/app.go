@@ -109,11 +109,15 @@ func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	snap := a.bridge.Models().Snapshot()
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]any{
 		"status":         status,
 		"version":        version(),
 		"uptime_seconds": int64(time.Since(a.started).Seconds()),
+		"models":         len(snap.Models),
+		"models_stale":   snap.Stale,
+		"jobs_in_flight": a.bridge.InFlight(),
 	})
 }
 

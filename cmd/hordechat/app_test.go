@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once.
@@ -169,5 +171,54 @@ func TestCommands(t *testing.T) {
 				t.Errorf("output leaks %q", tt.leak)
 			}
 		})
+	}
+}
+
+// The whole binary's run against the fake Horde: it loads the models with
+// its own Client-Agent and reports them on /healthz.
+func TestRunAgainstFakeHorde(t *testing.T) {
+	fake := hordetest.New(t)
+	env := testEnv(t, "HORDECHAT_HORDE__BASE_URL="+fake.URL, "HORDECHAT_HORDE__CONTACT=ops@example.org")
+	var app *App
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	code := make(chan int, 1)
+	stderr := &syncBuffer{}
+	go func() {
+		code <- run(ctx, nil, env, &bytes.Buffer{}, stderr, func(a *App) {
+			app = a
+			a.onReady = func(addr net.Addr) { ready <- addr }
+		})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case c := <-code:
+		t.Fatalf("exit %d:\n%s", c, stderr.String())
+	}
+	if err := app.bridge.RefreshModels(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Models int  `json:"models"`
+		Stale  bool `json:"models_stale"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if body.Models != len(hordetest.DefaultWorkers()) || body.Stale {
+		t.Errorf("healthz models = %+v", body)
+	}
+	calls := fake.RequestsTo(http.MethodGet, "/api/v2/status/models")
+	if len(calls) == 0 || calls[0].Header.Get("Client-Agent") != "hordechat:"+version()+":ops@example.org" {
+		t.Fatalf("model calls = %d, agent %q", len(calls), calls[0].Header.Get("Client-Agent"))
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("exit %d:\n%s", c, stderr.String())
 	}
 }
