@@ -27,8 +27,8 @@ import (
 type Deps struct {
 	// Client submits, cancels and looks up users.
 	Client *hordeapi.Client
-	// PollClient polls status; it should not retry on its own, since the
-	// scheduler backs off. Nil uses Client.
+	// PollClient polls status; it must not retry on its own, since the
+	// scheduler backs off. Nil uses Client without retries.
 	PollClient StatusClient
 	Store      Store
 	// IdentitySecret keys the per-user Proxied-For addresses (16+ bytes).
@@ -99,7 +99,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	pollClient := deps.PollClient
 	if pollClient == nil {
-		pollClient = deps.Client
+		pollClient = deps.Client.WithoutRetries()
 	}
 	scfg := DefaultSchedulerConfig()
 	scfg.CallsPerSecond = cfg.StatusCallsPerSecond
@@ -196,6 +196,12 @@ type job struct {
 	hordeID   string
 	attempts  int
 	created   time.Time
+	// noWorkers: the Horde warned at submit that no worker can serve it
+	// now, so no webhook may come soon; poll normally.
+	noWorkers bool
+	// resumed: picked up from the journal; webhooks sent while the
+	// process was down are lost, so poll at once.
+	resumed bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -402,7 +408,7 @@ func (s *Service) submit(ctx context.Context, j *job) *Error {
 		s.log.Info("submit refused", "job", j.id, "principal", j.principal.String(), "code", e.Code, "err", err)
 		return e
 	}
-	j.hordeID = resp.ID
+	j.hordeID, j.noWorkers = resp.ID, resp.NoWorkersWarning()
 	if err := s.store.MarkJobSubmitted(context.WithoutCancel(ctx), j.id, resp.ID); err != nil {
 		// The Horde has it; polling still works, a restart would resubmit.
 		s.log.Error("journal submit", "job", j.id, "err", err)
@@ -511,7 +517,7 @@ func (s *Service) await(ctx context.Context, j *job, deadline <-chan time.Time) 
 	var impossibleSince time.Time
 	w := s.sched.Watch(j.hordeID, j.caller, WatchOptions{
 		N:       max(1, derefInt(j.prep.Horde.Params.N)),
-		Webhook: s.hooks != nil,
+		Webhook: s.hooks != nil && !j.noWorkers,
 		OnStatus: func(st *hordeapi.TextStatus) {
 			if !st.IsPossible && st.Processing == 0 && !st.Done {
 				now := s.clock.Now()
@@ -532,6 +538,9 @@ func (s *Service) await(ctx context.Context, j *job, deadline <-chan time.Time) 
 		},
 	})
 	defer w.Stop()
+	if j.resumed {
+		w.Poke()
+	}
 	s.busyAdd(-1) // parked: the scheduler or the clock wakes it
 	defer s.busyAdd(1)
 	select {
@@ -676,7 +685,7 @@ func (s *Service) resume(ctx context.Context) error {
 			continue
 		}
 		principal := p.Principal.principal()
-		j := &job{id: e.ID, principal: principal, target: e.Target, prep: p.Prepared, hordeID: e.HordeID, attempts: e.Attempts, created: e.CreatedAt, done: make(chan struct{})}
+		j := &job{id: e.ID, principal: principal, target: e.Target, prep: p.Prepared, hordeID: e.HordeID, attempts: e.Attempts, created: e.CreatedAt, resumed: true, done: make(chan struct{})}
 		if e.Target == "" {
 			if e.HordeID != "" {
 				j.caller, _, _ = s.callerFor(ctx, principal)

@@ -151,6 +151,14 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// WithoutRetries returns a copy of c that makes one attempt per call, for
+// callers that schedule their own retries (the status poller).
+func (c *Client) WithoutRetries() *Client {
+	cp := *c
+	cp.cfg.MaxRetries = 0
+	return &cp
+}
+
 // ClientAgent is the Client-Agent header value sent on every call.
 func (c *Client) ClientAgent() string { return c.clientAgent }
 

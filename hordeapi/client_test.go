@@ -475,3 +475,17 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestWithoutRetries(t *testing.T) {
+	s, url := newScripted(t, jsonAnswer(503, `{}`))
+	c, rs := mustClient(t, url, nil)
+	if _, err := c.WithoutRetries().Workers(context.Background(), Caller{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	if s.calls.Load() != 1 || len(rs.all()) != 0 {
+		t.Errorf("calls = %d, waits = %v", s.calls.Load(), rs.all())
+	}
+	if _, err := c.Workers(context.Background(), Caller{}); err == nil || s.calls.Load() != 5 {
+		t.Errorf("the original client lost its retries: calls = %d", s.calls.Load())
+	}
+}

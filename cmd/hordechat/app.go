@@ -78,13 +78,7 @@ func newBridge(cfg Config, store *storage.Store, client *hordeapi.Client, log *s
 	if len(secret) == 0 {
 		secret = store.DeriveSecret("hordechat proxied-for identity")
 	}
-	pollCfg := cfg.Horde
-	pollCfg.MaxRetries = 0 // the bridge's scheduler backs off itself
-	poll, err := hordeapi.New(pollCfg, hordeapi.WithVersion(version()))
-	if err != nil {
-		return nil, fmt.Errorf("create horde poll client: %w", err)
-	}
-	svc, err := bridge.New(cfg.Bridge, bridge.Deps{Client: client, PollClient: poll, Store: bridgeStore{store}, IdentitySecret: secret, Log: log})
+	svc, err := bridge.New(cfg.Bridge, bridge.Deps{Client: client, Store: bridgeStore{store}, IdentitySecret: secret, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("create bridge: %w", err)
 	}
