@@ -19,6 +19,7 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 
+	"github.com/hordechat/hordechat/bot"
 	"github.com/hordechat/hordechat/bot/discord"
 	"github.com/hordechat/hordechat/bot/matrix"
 	"github.com/hordechat/hordechat/bridge"
@@ -43,6 +44,7 @@ type Config struct {
 	Horde   hordeapi.Config `koanf:"horde"`
 	Bridge  bridge.Config   `koanf:"bridge"`
 	Storage storage.Config  `koanf:"storage"`
+	Chat    bot.Config      `koanf:"chat"`
 	Discord discord.Config  `koanf:"discord"`
 	Matrix  matrix.Config   `koanf:"matrix"`
 }
@@ -72,6 +74,7 @@ func DefaultConfig() Config {
 		Horde:   hordeapi.DefaultConfig(),
 		Bridge:  bridge.DefaultConfig(),
 		Storage: storage.DefaultConfig(),
+		Chat:    bot.DefaultConfig(),
 		Discord: discord.DefaultConfig(),
 		Matrix:  matrix.DefaultConfig(),
 	}
@@ -96,7 +99,7 @@ func (c Config) Validate() error {
 	if c.HTTP.ShutdownTimeout <= 0 {
 		return fmt.Errorf("http.shutdown_timeout %s: must be positive, e.g. 15s", c.HTTP.ShutdownTimeout)
 	}
-	for _, v := range []interface{ Validate() error }{c.Horde, c.Bridge, c.Storage, c.Discord, c.Matrix} {
+	for _, v := range []interface{ Validate() error }{c.Horde, c.Bridge, c.Storage, c.Chat, c.Discord, c.Matrix} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

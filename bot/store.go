@@ -1,0 +1,70 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is what a Store returns for a missing record.
+var ErrNotFound = errors.New("not found")
+
+// User is a chat user as stored.
+type User struct {
+	ID          int64 // storage id
+	Platform    string
+	PlatformID  string
+	DisplayName string
+}
+
+// LinkedKey describes a linked Horde key without the key.
+type LinkedKey struct {
+	Username string
+	UserID   int64
+	LinkedAt time.Time
+}
+
+// Settings are a user's defaults.
+type Settings struct {
+	Model        string
+	SystemPrompt string
+	Temperature  *float64
+	MaxTokens    *int
+}
+
+// Conversation is one chat thread's state.
+type Conversation struct {
+	ID           int64
+	Key          string
+	SystemPrompt string
+	Model        string
+}
+
+// Message is one stored chat message.
+type Message struct {
+	Role     string // system, user, assistant
+	Name     string
+	Content  string
+	AuthorID int64
+	Model    string
+	HordeID  string
+	Kudos    float64
+}
+
+// Store is what the chat core needs from storage; the cmd layer adapts
+// *storage.Store to it (bot does not import storage).
+type Store interface {
+	UpsertUser(ctx context.Context, platform, platformID, displayName string) (User, error)
+	LinkHordeKey(ctx context.Context, userID int64, key, hordeUsername string, hordeUserID int64) error
+	LinkedKey(ctx context.Context, userID int64) (LinkedKey, error) // ErrNotFound when none
+	UnlinkHordeKey(ctx context.Context, userID int64) (bool, error)
+	CreateAPIToken(ctx context.Context, userID int64, name string) (string, error)
+	RevokeAPITokens(ctx context.Context, userID int64) (int, error)
+	UserSettings(ctx context.Context, userID int64) (Settings, error)
+	SaveUserSettings(ctx context.Context, userID int64, s Settings) error
+	ActiveConversation(ctx context.Context, key string) (Conversation, error)
+	EndConversation(ctx context.Context, key string) (bool, error)
+	SetConversationSystemPrompt(ctx context.Context, id int64, prompt string) error
+	AppendMessages(ctx context.Context, conversationID int64, msgs ...Message) error
+	LastMessages(ctx context.Context, conversationID int64, limit int) ([]Message, error)
+}
