@@ -24,7 +24,9 @@ func answered(n int) func([]event, map[string]string) bool {
 }
 
 func TestChatAnswersAndKeepsHistory(t *testing.T) {
-	r := newRig(t, DefaultConfig(), 2000, hordetest.WithResponder(func(j hordetest.Job) string { return "Reply number " + string(rune('0'+strings.Count(j.Prompt, "Reply number")+1)) }))
+	r := newRig(t, DefaultConfig(), 2000, hordetest.WithResponder(func(j hordetest.Job) string {
+		return "Reply number " + string(rune('0'+strings.Count(j.Prompt, "Reply number")+1))
+	}))
 	r.engine.HandleMessage(context.Background(), r.incoming("alice", "What is the Horde?"))
 	r.plat.waitFor(t, "first answer", answered(1))
 	r.engine.HandleMessage(context.Background(), r.incoming("alice", "Tell me more"))
