@@ -1,4 +1,4 @@
-package bot
+package bot_test
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hordechat/hordechat/bot"
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
 func TestParseText(t *testing.T) {
-	r := NewRegistry()
-	e := &Engine{}
-	for _, c := range e.builtins() {
+	r := bot.NewRegistry()
+	for _, c := range bot.Builtins() {
 		if err := r.Add(c); err != nil {
 			t.Fatal(err)
 		}
@@ -68,28 +68,28 @@ func TestParseText(t *testing.T) {
 }
 
 func TestRegistryRejectsBadDeclarations(t *testing.T) {
-	r := NewRegistry()
-	if err := r.Add(&Command{Name: "Bad Name"}); err == nil {
+	r := bot.NewRegistry()
+	if err := r.Add(&bot.Command{Name: "Bad Name"}); err == nil {
 		t.Error("bad name accepted")
 	}
-	if err := r.Add(&Command{Name: "x", Options: []Option{{Name: "a", Rest: true}, {Name: "b"}}}); err == nil {
+	if err := r.Add(&bot.Command{Name: "x", Options: []bot.Option{{Name: "a", Rest: true}, {Name: "b"}}}); err == nil {
 		t.Error("rest option not last accepted")
 	}
-	r.Add(&Command{Name: "y"})
-	if err := r.Add(&Command{Name: "y"}); err == nil {
+	r.Add(&bot.Command{Name: "y"})
+	if err := r.Add(&bot.Command{Name: "y"}); err == nil {
 		t.Error("duplicate accepted")
 	}
 }
 
 func TestCommands(t *testing.T) {
-	r := newRig(t, DefaultConfig(), 2000)
+	r := newRig(t, bot.DefaultConfig(), 2000)
 
 	out := joined(r.call(t, "alice", "!link "+hordetest.TestAPIKey))
 	if !strings.Contains(out, "tester#1") || strings.Contains(out, hordetest.TestAPIKey) {
 		t.Fatalf("link reply = %q", out)
 	}
-	if r.store.keys[1] != hordetest.TestAPIKey {
-		t.Fatalf("key not stored: %v", r.store.keys)
+	if r.store.Keys[1] != hordetest.TestAPIKey {
+		t.Fatalf("key not stored: %v", r.store.Keys)
 	}
 	if out := joined(r.call(t, "alice", "!link not-a-real-key-123")); !strings.Contains(out, "does not know that key") || strings.Contains(out, "not-a-real-key-123") {
 		t.Errorf("bad key reply = %q", out)
@@ -142,13 +142,13 @@ func TestCommands(t *testing.T) {
 	if out := joined(r.call(t, "alice", "!new")); !strings.Contains(out, "fresh conversation") {
 		t.Errorf("new = %q", out)
 	}
-	if len(r.store.history("test:chan-1")) != 0 {
+	if len(r.store.History("test:chan-1")) != 0 {
 		t.Error("history kept after !new")
 	}
 }
 
 func TestPersonaAdminsOnly(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := bot.DefaultConfig()
 	cfg.PersonaAdminsOnly = true
 	cfg.Admins = []string{"root"}
 	r := newRig(t, cfg, 2000)
@@ -161,9 +161,9 @@ func TestPersonaAdminsOnly(t *testing.T) {
 }
 
 func TestModelAutocomplete(t *testing.T) {
-	r := newRig(t, DefaultConfig(), 2000)
+	r := newRig(t, bot.DefaultConfig(), 2000)
 	cmd, _ := r.engine.Commands().Get("model")
-	got := r.engine.Complete(context.Background(), &Call{Command: cmd}, "name", "herm")
+	got := r.engine.Complete(context.Background(), &bot.Call{Command: cmd}, "name", "herm")
 	if len(got) != 1 || got[0].Value != "aphrodite/NousResearch/Hermes-3-Llama-3.1-8B" || !strings.Contains(got[0].Name, "workers") {
 		t.Fatalf("complete = %+v", got)
 	}

@@ -1,4 +1,4 @@
-package bot
+package bot_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hordechat/hordechat/bot"
 	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
@@ -24,7 +25,7 @@ func answered(n int) func([]event, map[string]string) bool {
 }
 
 func TestChatAnswersAndKeepsHistory(t *testing.T) {
-	r := newRig(t, DefaultConfig(), 2000, hordetest.WithResponder(func(j hordetest.Job) string {
+	r := newRig(t, bot.DefaultConfig(), 2000, hordetest.WithResponder(func(j hordetest.Job) string {
 		return "Reply number " + string(rune('0'+strings.Count(j.Prompt, "Reply number")+1))
 	}))
 	r.engine.HandleMessage(context.Background(), r.incoming("alice", "What is the Horde?"))
@@ -32,7 +33,7 @@ func TestChatAnswersAndKeepsHistory(t *testing.T) {
 	r.engine.HandleMessage(context.Background(), r.incoming("alice", "Tell me more"))
 	r.plat.waitFor(t, "second answer", answered(2))
 
-	hist := r.store.history("test:chan-1")
+	hist := r.store.History("test:chan-1")
 	if len(hist) != 4 || hist[0].Content != "What is the Horde?" || hist[0].Name != "User alice" || hist[1].Role != "assistant" || hist[1].Content != "Reply number 1" || hist[3].Content != "Reply number 2" {
 		t.Fatalf("history = %+v", hist)
 	}
@@ -51,7 +52,7 @@ func TestChatAnswersAndKeepsHistory(t *testing.T) {
 
 func TestLongAnswersAreSplitWithFencesIntact(t *testing.T) {
 	code := "```go\n" + strings.Repeat("fmt.Println(\"hello, horde\")\n", 30) + "```\nThat prints a lot."
-	r := newRig(t, DefaultConfig(), 300, hordetest.WithResponder(func(hordetest.Job) string { return code }))
+	r := newRig(t, bot.DefaultConfig(), 300, hordetest.WithResponder(func(hordetest.Job) string { return code }))
 	r.engine.HandleMessage(context.Background(), r.incoming("bob", "print something"))
 	r.plat.waitFor(t, "answer", answered(1))
 	var parts []string
@@ -72,7 +73,7 @@ func TestLongAnswersAreSplitWithFencesIntact(t *testing.T) {
 }
 
 func TestVeryLongAnswerIsAttached(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := bot.DefaultConfig()
 	cfg.AttachOver = 500
 	r := newRig(t, cfg, 2000, hordetest.WithResponder(func(hordetest.Job) string { return strings.Repeat("long text ", 120) }))
 	r.engine.HandleMessage(context.Background(), r.incoming("bob", "write a lot"))
@@ -87,7 +88,7 @@ func TestVeryLongAnswerIsAttached(t *testing.T) {
 }
 
 func TestModelOutputCannotPing(t *testing.T) {
-	r := newRig(t, DefaultConfig(), 2000, hordetest.WithResponder(func(hordetest.Job) string { return "@everyone look @here" }))
+	r := newRig(t, bot.DefaultConfig(), 2000, hordetest.WithResponder(func(hordetest.Job) string { return "@everyone look @here" }))
 	r.engine.HandleMessage(context.Background(), r.incoming("eve", "ping them"))
 	r.plat.waitFor(t, "answer", answered(1))
 	for _, txt := range r.plat.texts() {
@@ -100,21 +101,21 @@ func TestModelOutputCannotPing(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	tests := []struct {
 		name   string
-		cfg    func(*Config)
-		in     func(Incoming) Incoming
+		cfg    func(*bot.Config)
+		in     func(bot.Incoming) bot.Incoming
 		twice  int
 		expect string
 	}{
-		{name: "denied user", cfg: func(c *Config) { c.DenyUsers = []string{"mallory"} }, in: func(i Incoming) Incoming { i.Author.ID = "mallory"; return i }, expect: "not allowed"},
-		{name: "not on allow list", cfg: func(c *Config) { c.AllowUsers = []string{"alice"} }, expect: "allowed users"},
-		{name: "allowed by role", cfg: func(c *Config) { c.AllowRoles = []string{"test:vip"} }, in: func(i Incoming) Incoming { i.Author.Roles = []string{"vip"}; return i }},
-		{name: "denied channel", cfg: func(c *Config) { c.DenyChannels = []string{"chan-1"} }, expect: "not allowed to answer here"},
-		{name: "dms off", cfg: func(c *Config) { c.DMs = false }, in: func(i Incoming) Incoming { i.DM = true; return i }, expect: "Direct messages are turned off"},
-		{name: "too fast", cfg: func(c *Config) { c.UserBurst = 1 }, twice: 1, expect: "too fast"},
+		{name: "denied user", cfg: func(c *bot.Config) { c.DenyUsers = []string{"mallory"} }, in: func(i bot.Incoming) bot.Incoming { i.Author.ID = "mallory"; return i }, expect: "not allowed"},
+		{name: "not on allow list", cfg: func(c *bot.Config) { c.AllowUsers = []string{"alice"} }, expect: "allowed users"},
+		{name: "allowed by role", cfg: func(c *bot.Config) { c.AllowRoles = []string{"test:vip"} }, in: func(i bot.Incoming) bot.Incoming { i.Author.Roles = []string{"vip"}; return i }},
+		{name: "denied channel", cfg: func(c *bot.Config) { c.DenyChannels = []string{"chan-1"} }, expect: "not allowed to answer here"},
+		{name: "dms off", cfg: func(c *bot.Config) { c.DMs = false }, in: func(i bot.Incoming) bot.Incoming { i.DM = true; return i }, expect: "Direct messages are turned off"},
+		{name: "too fast", cfg: func(c *bot.Config) { c.UserBurst = 1 }, twice: 1, expect: "too fast"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := bot.DefaultConfig()
 			tt.cfg(&cfg)
 			r := newRig(t, cfg, 2000)
 			in := r.incoming("bob", "hello")
@@ -145,7 +146,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestHordeErrorsReachThePerson(t *testing.T) {
-	r := newRig(t, DefaultConfig(), 2000)
+	r := newRig(t, bot.DefaultConfig(), 2000)
 	r.fake.SetMaintenance(true)
 	r.engine.HandleMessage(context.Background(), r.incoming("bob", "hi"))
 	r.plat.waitFor(t, "maintenance notice", func(_ []event, msgs map[string]string) bool {
@@ -161,10 +162,10 @@ func TestHordeErrorsReachThePerson(t *testing.T) {
 // An answer delivered after a restart (no live state) still lands and is
 // stored.
 func TestDeliverFromEnvelopeAlone(t *testing.T) {
-	r := newRig(t, DefaultConfig(), 2000)
+	r := newRig(t, bot.DefaultConfig(), 2000)
 	conv, _ := r.store.ActiveConversation(context.Background(), "test:chan-9")
-	env := envelope{Target: "chan-9", Conversation: conv.ID, User: 1, Question: "old question", Token: "gone"}
-	err := r.engine.deliver(context.Background(), bridge.Delivery{JobID: "job-1", Target: env.encode("test"), Resumed: true,
+	env := bot.Envelope{Target: "chan-9", Conversation: conv.ID, User: 1, Question: "old question", Token: "gone"}
+	err := r.engine.DeliverForTest(context.Background(), bridge.Delivery{JobID: "job-1", Target: env.Encode("test"), Resumed: true,
 		Result: &bridge.Result{Model: "koboldcpp/X-7B", Choices: []bridge.Choice{{Text: "late answer"}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -172,27 +173,27 @@ func TestDeliverFromEnvelopeAlone(t *testing.T) {
 	r.plat.waitFor(t, "late answer", func(evs []event, _ map[string]string) bool {
 		return len(evs) > 0 && strings.Contains(evs[len(evs)-1].Out.Text, "late answer") && evs[len(evs)-1].Target == "chan-9"
 	})
-	hist := r.store.history("test:chan-9")
+	hist := r.store.History("test:chan-9")
 	if len(hist) != 2 || hist[0].Content != "old question" || hist[1].Content != "late answer" {
 		t.Fatalf("history = %+v", hist)
 	}
 	// A second delivery of the same job (crash before the journal was
 	// closed) does not post twice.
 	before := len(r.plat.texts())
-	_ = r.engine.deliver(context.Background(), bridge.Delivery{JobID: "job-1", Target: env.encode("test"), Result: &bridge.Result{Choices: []bridge.Choice{{Text: "late answer"}}}})
+	_ = r.engine.DeliverForTest(context.Background(), bridge.Delivery{JobID: "job-1", Target: env.Encode("test"), Result: &bridge.Result{Choices: []bridge.Choice{{Text: "late answer"}}}})
 	if after := len(r.plat.texts()); after != before {
 		t.Errorf("redelivery posted again: %d -> %d messages", before, after)
 	}
 }
 
 func TestEnvelopeRoundTrip(t *testing.T) {
-	env := envelope{Target: "discord:1:2", Placeholder: "m1", Conversation: 7, User: 3, Name: "Al", Question: "q?", Token: "tok"}
-	got, err := decodeEnvelope(env.encode("discord"))
+	env := bot.Envelope{Target: "discord:1:2", Placeholder: "m1", Conversation: 7, User: 3, Name: "Al", Question: "q?", Token: "tok"}
+	got, err := bot.DecodeEnvelope(env.Encode("discord"))
 	if err != nil || got.Platform != "discord" || got.Target != env.Target || got.Question != "q?" || got.Conversation != 7 {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 	for _, bad := range []string{"nocolon", "discord:!!!", "discord:" + "e30"} {
-		if _, err := decodeEnvelope(bad); err == nil && bad != "discord:e30" {
+		if _, err := bot.DecodeEnvelope(bad); err == nil && bad != "discord:e30" {
 			t.Errorf("decoded %q", bad)
 		}
 	}

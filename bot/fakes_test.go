@@ -1,4 +1,4 @@
-package bot
+package bot_test
 
 import (
 	"context"
@@ -9,164 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hordechat/hordechat/bot"
+	"github.com/hordechat/hordechat/bot/bottest"
 	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/bridge/bridgetest"
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
-
-// memStore is an in-memory bot.Store.
-type memStore struct {
-	mu       sync.Mutex
-	users    map[string]User
-	keys     map[int64]string
-	linked   map[int64]LinkedKey
-	tokens   map[int64][]string
-	settings map[int64]Settings
-	convs    map[string]Conversation
-	byID     map[int64]*Conversation
-	msgs     map[int64][]Message
-	nextID   int64
-}
-
-func newMemStore() *memStore {
-	return &memStore{users: map[string]User{}, keys: map[int64]string{}, linked: map[int64]LinkedKey{}, tokens: map[int64][]string{},
-		settings: map[int64]Settings{}, convs: map[string]Conversation{}, byID: map[int64]*Conversation{}, msgs: map[int64][]Message{}}
-}
-
-func (m *memStore) id() int64 { m.nextID++; return m.nextID }
-
-func (m *memStore) UpsertUser(_ context.Context, platform, pid, name string) (User, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := platform + ":" + pid
-	u, ok := m.users[k]
-	if !ok {
-		u = User{ID: m.id(), Platform: platform, PlatformID: pid}
-	}
-	u.DisplayName = name
-	m.users[k] = u
-	return u, nil
-}
-
-func (m *memStore) LinkHordeKey(_ context.Context, uid int64, key, name string, hid int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.keys[uid] = key
-	m.linked[uid] = LinkedKey{Username: name, UserID: hid, LinkedAt: time.Now()}
-	return nil
-}
-
-func (m *memStore) LinkedKey(_ context.Context, uid int64) (LinkedKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	lk, ok := m.linked[uid]
-	if !ok {
-		return LinkedKey{}, ErrNotFound
-	}
-	return lk, nil
-}
-
-func (m *memStore) UnlinkHordeKey(_ context.Context, uid int64) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.keys[uid]
-	delete(m.keys, uid)
-	delete(m.linked, uid)
-	return ok, nil
-}
-
-func (m *memStore) CreateAPIToken(_ context.Context, uid int64, _ string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	tok := fmt.Sprintf("hc_test%d_%d", uid, len(m.tokens[uid]))
-	m.tokens[uid] = append(m.tokens[uid], tok)
-	return tok, nil
-}
-
-func (m *memStore) RevokeAPITokens(_ context.Context, uid int64) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := len(m.tokens[uid])
-	delete(m.tokens, uid)
-	return n, nil
-}
-
-func (m *memStore) UserSettings(_ context.Context, uid int64) (Settings, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.settings[uid], nil
-}
-
-func (m *memStore) SaveUserSettings(_ context.Context, uid int64, s Settings) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.settings[uid] = s
-	return nil
-}
-
-func (m *memStore) ActiveConversation(_ context.Context, key string) (Conversation, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, ok := m.convs[key]
-	if !ok {
-		c = Conversation{ID: m.id(), Key: key}
-		m.convs[key] = c
-		m.byID[c.ID] = &c
-	}
-	return *m.byID[c.ID], nil
-}
-
-func (m *memStore) EndConversation(_ context.Context, key string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.convs[key]
-	delete(m.convs, key)
-	return ok, nil
-}
-
-func (m *memStore) SetConversationSystemPrompt(_ context.Context, id int64, p string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c := m.byID[id]
-	c.SystemPrompt = p
-	m.convs[c.Key] = *c
-	return nil
-}
-
-func (m *memStore) AppendMessages(_ context.Context, id int64, msgs ...Message) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.msgs[id] = append(m.msgs[id], msgs...)
-	return nil
-}
-
-func (m *memStore) LastMessages(_ context.Context, id int64, limit int) ([]Message, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ms := m.msgs[id]
-	if limit > 0 && len(ms) > limit {
-		ms = ms[len(ms)-limit:]
-	}
-	return append([]Message(nil), ms...), nil
-}
-
-func (m *memStore) history(key string) []Message {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, ok := m.convs[key]
-	if !ok {
-		return nil
-	}
-	return append([]Message(nil), m.msgs[c.ID]...)
-}
 
 // event is one thing the fake platform was asked to do.
 type event struct {
 	Kind   string // send, edit, file, typing
 	Target string
 	ID     string
-	Out    Outgoing
-	File   File
+	Out    bot.Outgoing
+	File   bot.File
 }
 
 // fakePlatform records sends and edits and numbers messages.
@@ -195,7 +51,7 @@ func (f *fakePlatform) record(ev event) {
 	}
 }
 
-func (f *fakePlatform) Send(_ context.Context, target string, out Outgoing) (string, error) {
+func (f *fakePlatform) Send(_ context.Context, target string, out bot.Outgoing) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len([]rune(out.Text)) > f.limit {
@@ -213,7 +69,7 @@ func (f *fakePlatform) Send(_ context.Context, target string, out Outgoing) (str
 	return id, nil
 }
 
-func (f *fakePlatform) Edit(_ context.Context, target, id string, out Outgoing) error {
+func (f *fakePlatform) Edit(_ context.Context, target, id string, out bot.Outgoing) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.msgs[id]; !ok {
@@ -234,7 +90,7 @@ func (f *fakePlatform) Typing(_ context.Context, target string) error {
 	return nil
 }
 
-func (f *fakePlatform) SendFile(_ context.Context, target string, file File, out Outgoing) (string, error) {
+func (f *fakePlatform) SendFile(_ context.Context, target string, file bot.File, out bot.Outgoing) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := fmt.Sprintf("m%d", len(f.msgs)+1)
@@ -280,32 +136,32 @@ func (f *fakePlatform) texts() []string {
 	return out
 }
 
-// rig is an Engine over a real bridge over a fast fake Horde.
+// rig is an bot.Engine over a real bridge over a fast fake Horde.
 type rig struct {
 	fake   *hordetest.Server
 	svc    *bridge.Service
-	store  *memStore
-	engine *Engine
+	store  *bottest.MemStore
+	engine *bot.Engine
 	plat   *fakePlatform
 }
 
 type keyChecker struct{ fake *hordetest.Server }
 
-func (k keyChecker) CheckKey(ctx context.Context, key string) (HordeAccount, error) {
+func (k keyChecker) CheckKey(ctx context.Context, key string) (bot.HordeAccount, error) {
 	u, ok := k.fake.User(key)
 	if !ok {
-		return HordeAccount{}, &bridge.Error{Code: bridge.CodeInvalidKey, Message: "unknown key"}
+		return bot.HordeAccount{}, &bridge.Error{Code: bridge.CodeInvalidKey, Message: "unknown key"}
 	}
-	return HordeAccount{Username: u.Alias(), ID: int64(u.ID), Kudos: u.Kudos}, nil
+	return bot.HordeAccount{Username: u.Alias(), ID: int64(u.ID), Kudos: u.Kudos}, nil
 }
 
-func newRig(t *testing.T, cfg Config, limit int, horde ...hordetest.Option) *rig {
+func newRig(t *testing.T, cfg bot.Config, limit int, horde ...hordetest.Option) *rig {
 	t.Helper()
 	fake := bridgetest.FastHorde(t, horde...)
-	r := &rig{fake: fake, store: newMemStore(), plat: newFakePlatform(limit)}
+	r := &rig{fake: fake, store: bottest.NewMemStore(), plat: newFakePlatform(limit)}
 	var err error
 	r.svc = bridgetest.Service(t, bridge.DefaultConfig(), fake, bridgetest.NewMemStore(), func(svc *bridge.Service) {
-		r.engine, err = NewEngine(cfg, Deps{Store: r.store, Bridge: svc, Keys: keyChecker{fake}})
+		r.engine, err = bot.NewEngine(cfg, bot.Deps{Store: r.store, Bridge: svc, Keys: keyChecker{fake}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,20 +171,20 @@ func newRig(t *testing.T, cfg Config, limit int, horde ...hordetest.Option) *rig
 	return r
 }
 
-func (r *rig) incoming(user, text string) Incoming {
-	return Incoming{Platform: "test", ConversationID: "test:chan-1", Target: "chan-1", MessageID: "u-" + text, Author: Author{ID: user, DisplayName: "User " + user}, Text: text, Server: "srv", Channel: "chan-1"}
+func (r *rig) incoming(user, text string) bot.Incoming {
+	return bot.Incoming{Platform: "test", ConversationID: "test:chan-1", Target: "chan-1", MessageID: "u-" + text, Author: bot.Author{ID: user, DisplayName: "User " + user}, Text: text, Server: "srv", Channel: "chan-1"}
 }
 
 // call runs a command as user and returns its replies.
-func (r *rig) call(t *testing.T, user, line string) []Outgoing {
+func (r *rig) call(t *testing.T, user, line string) []bot.Outgoing {
 	t.Helper()
 	cmd, args, err := r.engine.Commands().ParseText("!", line)
 	if err != nil {
-		return []Outgoing{{Text: err.Error()}}
+		return []bot.Outgoing{{Text: err.Error()}}
 	}
 	var mu sync.Mutex
-	var got []Outgoing
-	c := &Call{Command: cmd, In: r.incoming(user, line), Args: args, Prefix: "!", Respond: func(_ context.Context, out Outgoing) error {
+	var got []bot.Outgoing
+	c := &bot.Call{Command: cmd, In: r.incoming(user, line), Args: args, Prefix: "!", Respond: func(_ context.Context, out bot.Outgoing) error {
 		mu.Lock()
 		got = append(got, out)
 		mu.Unlock()
@@ -340,7 +196,7 @@ func (r *rig) call(t *testing.T, user, line string) []Outgoing {
 	return got
 }
 
-func joined(outs []Outgoing) string {
+func joined(outs []bot.Outgoing) string {
 	var b strings.Builder
 	for _, o := range outs {
 		b.WriteString(o.Text)

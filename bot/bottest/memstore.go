@@ -1,0 +1,172 @@
+// Package bottest has fakes for testing code built on the chat core.
+package bottest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hordechat/hordechat/bot"
+)
+
+// MemStore is an in-memory bot.Store for tests.
+type MemStore struct {
+	mu       sync.Mutex
+	users    map[string]bot.User
+	Keys     map[int64]string // linked keys by user id
+	linked   map[int64]bot.LinkedKey
+	tokens   map[int64][]string
+	settings map[int64]bot.Settings
+	convs    map[string]bot.Conversation
+	byID     map[int64]*bot.Conversation
+	msgs     map[int64][]bot.Message
+	nextID   int64
+}
+
+// NewMemStore returns an empty store.
+func NewMemStore() *MemStore {
+	return &MemStore{users: map[string]bot.User{}, Keys: map[int64]string{}, linked: map[int64]bot.LinkedKey{}, tokens: map[int64][]string{},
+		settings: map[int64]bot.Settings{}, convs: map[string]bot.Conversation{}, byID: map[int64]*bot.Conversation{}, msgs: map[int64][]bot.Message{}}
+}
+
+func (m *MemStore) newID() int64 { m.nextID++; return m.nextID }
+
+// UpsertUser implements bot.Store.
+func (m *MemStore) UpsertUser(_ context.Context, platform, pid, name string) (bot.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := platform + ":" + pid
+	u, ok := m.users[k]
+	if !ok {
+		u = bot.User{ID: m.newID(), Platform: platform, PlatformID: pid}
+	}
+	u.DisplayName = name
+	m.users[k] = u
+	return u, nil
+}
+
+// LinkHordeKey implements bot.Store.
+func (m *MemStore) LinkHordeKey(_ context.Context, uid int64, key, name string, hid int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Keys[uid] = key
+	m.linked[uid] = bot.LinkedKey{Username: name, UserID: hid, LinkedAt: time.Now()}
+	return nil
+}
+
+// LinkedKey implements bot.Store.
+func (m *MemStore) LinkedKey(_ context.Context, uid int64) (bot.LinkedKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lk, ok := m.linked[uid]
+	if !ok {
+		return bot.LinkedKey{}, bot.ErrNotFound
+	}
+	return lk, nil
+}
+
+// UnlinkHordeKey implements bot.Store.
+func (m *MemStore) UnlinkHordeKey(_ context.Context, uid int64) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.Keys[uid]
+	delete(m.Keys, uid)
+	delete(m.linked, uid)
+	return ok, nil
+}
+
+// CreateAPIToken implements bot.Store.
+func (m *MemStore) CreateAPIToken(_ context.Context, uid int64, _ string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tok := fmt.Sprintf("hc_test%d_%d", uid, len(m.tokens[uid]))
+	m.tokens[uid] = append(m.tokens[uid], tok)
+	return tok, nil
+}
+
+// RevokeAPITokens implements bot.Store.
+func (m *MemStore) RevokeAPITokens(_ context.Context, uid int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.tokens[uid])
+	delete(m.tokens, uid)
+	return n, nil
+}
+
+// UserSettings implements bot.Store.
+func (m *MemStore) UserSettings(_ context.Context, uid int64) (bot.Settings, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.settings[uid], nil
+}
+
+// SaveUserSettings implements bot.Store.
+func (m *MemStore) SaveUserSettings(_ context.Context, uid int64, s bot.Settings) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.settings[uid] = s
+	return nil
+}
+
+// ActiveConversation implements bot.Store.
+func (m *MemStore) ActiveConversation(_ context.Context, key string) (bot.Conversation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.convs[key]
+	if !ok {
+		c = bot.Conversation{ID: m.newID(), Key: key}
+		m.convs[key] = c
+		m.byID[c.ID] = &c
+	}
+	return *m.byID[c.ID], nil
+}
+
+// EndConversation implements bot.Store.
+func (m *MemStore) EndConversation(_ context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.convs[key]
+	delete(m.convs, key)
+	return ok, nil
+}
+
+// SetConversationSystemPrompt implements bot.Store.
+func (m *MemStore) SetConversationSystemPrompt(_ context.Context, id int64, p string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.byID[id]
+	c.SystemPrompt = p
+	m.convs[c.Key] = *c
+	return nil
+}
+
+// AppendMessages implements bot.Store.
+func (m *MemStore) AppendMessages(_ context.Context, id int64, msgs ...bot.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.msgs[id] = append(m.msgs[id], msgs...)
+	return nil
+}
+
+// LastMessages implements bot.Store.
+func (m *MemStore) LastMessages(_ context.Context, id int64, limit int) ([]bot.Message, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms := m.msgs[id]
+	if limit > 0 && len(ms) > limit {
+		ms = ms[len(ms)-limit:]
+	}
+	return append([]bot.Message(nil), ms...), nil
+}
+
+// History returns the messages of the active conversation with key.
+func (m *MemStore) History(key string) []bot.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.convs[key]
+	if !ok {
+		return nil
+	}
+	return append([]bot.Message(nil), m.msgs[c.ID]...)
+}
