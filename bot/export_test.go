@@ -18,7 +18,9 @@ func (env envelope) Encode(platform string) string { return env.encode(platform)
 var DecodeEnvelope = decodeEnvelope
 
 // DeliverForTest delivers like the bridge does.
-func (e *Engine) DeliverForTest(ctx context.Context, d bridge.Delivery) error { return e.deliver(ctx, d) }
+func (e *Engine) DeliverForTest(ctx context.Context, d bridge.Delivery) error {
+	return e.deliver(ctx, d)
+}
 
 // Builtins returns the built-in command declarations.
 func Builtins() []*Command { return (&Engine{}).builtins() }
