@@ -133,8 +133,8 @@ func splitMeasured(text string, limit int, measure func(string) int) []string {
 	return parts
 }
 
-// noRune stands for no character: the start of a part, or white space.
-const noRune rune = -1
+// noChar stands for no character: the start of a part, or white space.
+const noChar rune = -1
 
 // cutClass ranks cut positions, best last.
 type cutClass int8
@@ -152,16 +152,16 @@ const (
 	numClasses
 )
 
-// cut is a candidate end of a part.
-type cut struct {
-	pos  int    // byte offset in text where the part's content ends
-	cost int    // measure of the whole part, fence lines included
-	f    *fence // the fence left open at pos, closed by an added line; or nil
+// splitCut is a candidate end of a part.
+type splitCut struct {
+	pos  int        // byte offset in text where the part's content ends
+	cost int        // measure of the whole part, fence lines included
+	f    *codeFence // the fence left open at pos, closed by an added line; or nil
 	ok   bool
 }
 
-// fence is a fenced code block of the text. Offsets are bytes into text.
-type fence struct {
+// codeFence is a fenced code block of the text. Offsets are bytes into text.
+type codeFence struct {
 	a       int // start of the opener line
 	openEnd int // end of the opener line, trailing white space excluded
 	b       int // start of the body: after the opener line's line break
@@ -181,24 +181,24 @@ type fence struct {
 	repair bool
 }
 
-// span is an inline code span, [start, end) in text.
-type span struct{ start, end int }
+// codeSpan is an inline code span, [start, end) in text.
+type codeSpan struct{ start, end int }
 
 // splitter holds one Split call's state.
 type splitter struct {
 	text    string
 	limit   int
 	measure func(string) int
-	fences  []fence
-	spans   []span
+	fences  []codeFence
+	spans   []codeSpan
 	fi, si  int // first fence and span not wholly before the current part
 
 	nextRun  map[int]int // pairTickRuns' scratch: run length to index
 	nextSame []int       // pairTickRuns' scratch: next run of the same length
 }
 
-// asciiSpace marks the ASCII bytes unicode.IsSpace accepts.
-var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
+// splitASCIISpace marks the ASCII bytes unicode.IsSpace accepts.
+var splitASCIISpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 // firstLineStart is where the first part starts: the beginning of the
 // first line holding more than white space.
@@ -207,7 +207,7 @@ func firstLineStart(text string) int {
 	for i := 0; i < len(text); {
 		c := text[i]
 		if c < utf8.RuneSelf {
-			if !asciiSpace[c] {
+			if !splitASCIISpace[c] {
 				return start
 			}
 			i++
@@ -253,7 +253,7 @@ func (sp *splitter) parse() {
 				sp.closeFence(cur, ls, ls+runEnd, le)
 				cur = -1
 			}
-		case isBlankLine(line):
+		case isBlankMDLine(line):
 			runs = sp.pairTickRuns(runs)
 		default:
 			indent, ch, run, ok := openerOf(line)
@@ -267,7 +267,7 @@ func (sp *splitter) parse() {
 			if ce < le {
 				eol = "\r\n"
 			}
-			sp.fences = append(sp.fences, fence{
+			sp.fences = append(sp.fences, codeFence{
 				a: ls, openEnd: ls + len(open), b: next,
 				open: open, close: line[:indent+run], eol: eol,
 			})
@@ -347,8 +347,8 @@ func closerOf(line string, ch byte, n int) (runEnd int, ok bool) {
 	return j, true
 }
 
-// isBlankLine reports whether a line holds only spaces and tabs.
-func isBlankLine(line string) bool {
+// isBlankMDLine reports whether a line holds only spaces and tabs.
+func isBlankMDLine(line string) bool {
 	for i := 0; i < len(line); i++ {
 		if line[i] != ' ' && line[i] != '\t' {
 			return false
@@ -405,7 +405,7 @@ func (sp *splitter) pairTickRuns(runs []tickRun) []tickRun {
 			i++
 			continue
 		}
-		sp.spans = append(sp.spans, span{runs[i].pos, runs[j].pos + runs[j].n})
+		sp.spans = append(sp.spans, codeSpan{runs[i].pos, runs[j].pos + runs[j].n})
 		i = j + 1
 	}
 	sp.nextSame = next
@@ -423,7 +423,7 @@ func (sp *splitter) next(s int) (string, int) {
 		sp.si++
 	}
 	for {
-		var reopen *fence
+		var reopen *codeFence
 		if sp.fi < len(sp.fences) {
 			if f := &sp.fences[sp.fi]; f.repair && f.b <= s && s < f.runEnd {
 				reopen = f
@@ -431,13 +431,13 @@ func (sp *splitter) next(s int) (string, int) {
 		}
 		best, end, final := sp.scan(s, reopen, false)
 		if final {
-			return assemble(reopen, text[s:end], nil), n
+			return assemblePart(reopen, text[s:end], nil), n
 		}
 		if !anyAbove(&best, clsSpan) {
 			best, _, _ = sp.scan(s, reopen, true)
 		}
-		if c, ok := choose(&best, sp.limit/2); ok {
-			return assemble(reopen, text[s:c.pos], c.f), sp.skip(c.pos)
+		if c, ok := chooseCut(&best, sp.limit/2); ok {
+			return assemblePart(reopen, text[s:c.pos], c.f), sp.skip(c.pos)
 		}
 		// Nothing fits: the line's indentation is too long to keep.
 		// Drop it, as white space at a cut.
@@ -461,7 +461,7 @@ func (sp *splitter) next(s int) (string, int) {
 // ends at end. Cuts between two characters (classes hard and below) are
 // noted only when boundaries is set: they are the rare last resort, and
 // skipping them keeps the common pass a tight loop over ASCII words.
-func (sp *splitter) scan(s int, reopen *fence, boundaries bool) (best [numClasses]cut, end int, final bool) {
+func (sp *splitter) scan(s int, reopen *codeFence, boundaries bool) (best [numClasses]splitCut, end int, final bool) {
 	text, n, limit := sp.text, len(sp.text), sp.limit
 	cm := 0 // measure of the part so far
 	if reopen != nil {
@@ -469,7 +469,7 @@ func (sp *splitter) scan(s int, reopen *fence, boundaries bool) (best [numClasse
 	}
 	fp, spi := sp.fi, sp.si
 	fenceLike := lineLooksLikeFence(text[s:])
-	prev, prev2 := noRune, noRune // the last two characters
+	prev, prev2 := noChar, noChar // the last two characters
 	ri := 0                       // regional indicators in a row ending at prev
 	i := s
 	for i < n && cm <= limit {
@@ -478,7 +478,7 @@ func (sp *splitter) scan(s int, reopen *fence, boundaries bool) (best [numClasse
 		if c >= utf8.RuneSelf {
 			r, size = utf8.DecodeRuneInString(text[i:])
 		}
-		if (c < utf8.RuneSelf && asciiSpace[c]) || (c >= utf8.RuneSelf && unicode.IsSpace(r)) {
+		if (c < utf8.RuneSelf && splitASCIISpace[c]) || (c >= utf8.RuneSelf && unicode.IsSpace(r)) {
 			j, nl, lineStart, breaking, w := sp.whiteRun(i)
 			if i > s {
 				cls := clsSpace
@@ -520,7 +520,7 @@ func (sp *splitter) scan(s int, reopen *fence, boundaries bool) (best [numClasse
 			if nl > 0 {
 				fenceLike = lineLooksLikeFence(text[lineStart:])
 			}
-			prev, prev2, ri = noRune, noRune, 0
+			prev, prev2, ri = noChar, noChar, 0
 			i = j
 			continue
 		}
@@ -528,7 +528,7 @@ func (sp *splitter) scan(s int, reopen *fence, boundaries bool) (best [numClasse
 		if c >= utf8.RuneSelf {
 			w = sp.measure(text[i : i+size])
 		}
-		if prev != noRune {
+		if prev != noChar {
 			if cls := boundaryClass(prev, r, ri); boundaries || cls > clsHard {
 				if cls > clsFenceLike && (fenceLike || looksLikeFence(text[i:])) {
 					cls = clsFenceLike
@@ -548,7 +548,7 @@ func (sp *splitter) scan(s int, reopen *fence, boundaries bool) (best [numClasse
 			// The rest of an ASCII word: no cut to note inside it.
 			j := i
 			for j < n && cm <= limit {
-				if c := text[j]; c >= utf8.RuneSelf || asciiSpace[c] {
+				if c := text[j]; c >= utf8.RuneSelf || splitASCIISpace[c] {
 					break
 				}
 				j++
@@ -578,7 +578,7 @@ func (sp *splitter) whiteRun(i int) (j, nl, lineStart int, breaking bool, w int)
 	for j = i; j < len(text); {
 		c := text[j]
 		if c < utf8.RuneSelf {
-			if !asciiSpace[c] {
+			if !splitASCIISpace[c] {
 				break
 			}
 			if c == '\n' {
@@ -618,12 +618,12 @@ func (sp *splitter) fenceEdge(fp, i, lineStart int) bool {
 
 // consider records a cut at p of class cls for a part measuring cost up
 // to p, if it is allowed and fits. fp tracks the fence at p.
-func (sp *splitter) consider(best *[numClasses]cut, fp *int, p int, cls cutClass, cost int) {
+func (sp *splitter) consider(best *[numClasses]splitCut, fp *int, p int, cls cutClass, cost int) {
 	fs := sp.fences
 	for *fp < len(fs) && fs[*fp].d < p {
 		*fp++
 	}
-	var open *fence
+	var open *codeFence
 	if *fp < len(fs) {
 		if f := &fs[*fp]; f.repair && p > f.a && p < f.runEnd {
 			switch {
@@ -646,20 +646,20 @@ func (sp *splitter) consider(best *[numClasses]cut, fp *int, p int, cls cutClass
 		}
 	}
 	if cost <= sp.limit {
-		best[cls] = cut{pos: p, cost: cost, f: open, ok: true}
+		best[cls] = splitCut{pos: p, cost: cost, f: open, ok: true}
 	}
 }
 
-// choose picks the cut: the best class whose cut fills at least thr;
+// chooseCut picks the cut: the best class whose cut fills at least thr;
 // else the rightmost cut at white space outside code spans; else the
 // best of the rest.
-func choose(best *[numClasses]cut, thr int) (cut, bool) {
+func chooseCut(best *[numClasses]splitCut, thr int) (splitCut, bool) {
 	for c := clsPara; c >= clsSpace; c-- {
 		if best[c].ok && best[c].cost >= thr {
 			return best[c], true
 		}
 	}
-	var r cut
+	var r splitCut
 	for c := clsSpace; c <= clsPara; c++ {
 		if best[c].ok && (!r.ok || best[c].pos > r.pos) {
 			r = best[c]
@@ -673,11 +673,11 @@ func choose(best *[numClasses]cut, thr int) (cut, bool) {
 			return best[c], true
 		}
 	}
-	return cut{}, false
+	return splitCut{}, false
 }
 
 // anyAbove reports whether best holds a cut of class cls or better.
-func anyAbove(best *[numClasses]cut, cls cutClass) bool {
+func anyAbove(best *[numClasses]splitCut, cls cutClass) bool {
 	for c := cls; c < numClasses; c++ {
 		if best[c].ok {
 			return true
@@ -692,7 +692,7 @@ func anyAbove(best *[numClasses]cut, cls cutClass) bool {
 // but never before closing or after opening CJK punctuation; otherwise
 // inside a word.
 func boundaryClass(prev, r rune, ri int) cutClass {
-	if joins(prev, r, ri) {
+	if joinsCharacter(prev, r, ri) {
 		return clsForce
 	}
 	if prev < 0x2E80 && r < 0x2E80 {
@@ -736,8 +736,8 @@ func isCJK(r rune) bool {
 	return false
 }
 
-// assemble makes a part from its content, reopening and closing fences.
-func assemble(reopen *fence, content string, close *fence) string {
+// assemblePart makes a part from its content, reopening and closing fences.
+func assemblePart(reopen *codeFence, content string, close *codeFence) string {
 	switch {
 	case reopen == nil && close == nil:
 		return content
@@ -760,7 +760,7 @@ func (sp *splitter) skip(p int) int {
 	for i < len(text) {
 		c := text[i]
 		if c < utf8.RuneSelf {
-			if !asciiSpace[c] {
+			if !splitASCIISpace[c] {
 				break
 			}
 			i++
@@ -825,11 +825,11 @@ func isSentenceEnd(prev, prev2 rune) bool {
 	return false
 }
 
-// joins reports whether r continues the character that prev belongs to
-// (a cheap approximation of Unicode grapheme clusters): r is a combining
+// joinsCharacter reports whether r continues the character prev belongs
+// to, a cheap approximation of Unicode grapheme clusters: r is a combining
 // mark, a joiner, an emoji modifier or tag, or prev is a zero-width
 // joiner, or r completes a flag (ri regional indicators precede it).
-func joins(prev, r rune, ri int) bool {
+func joinsCharacter(prev, r rune, ri int) bool {
 	if r < 0x300 && prev < 0x300 {
 		return false
 	}

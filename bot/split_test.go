@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 )
 
+// TestSplit pins down where Split cuts, case by case, and checks every
+// result against checkSplit too.
 func TestSplit(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -241,25 +243,28 @@ func TestSplit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Split(tt.text, tt.limit)
-			if !equalParts(got, tt.want) {
-				t.Errorf("Split(%q, %d)\n got %s\nwant %s", tt.text, tt.limit, showParts(got), showParts(tt.want))
+			if !equalSplit(got, tt.want) {
+				t.Errorf("Split(%q, %d)\n got %s\nwant %s", tt.text, tt.limit, showSplit(got), showSplit(tt.want))
 			}
 			checkSplit(t, tt.text, tt.limit, got, refUTF16Len)
 		})
 	}
 }
 
+// TestSplitRuneMeasure checks the splitter under the other plausible
+// measure, code points.
 func TestSplitRuneMeasure(t *testing.T) {
 	text := "😀😀😀😀😀 ```go\nfmt.Println(\"😀😀\")\n```"
 	for limit := minSplitLimit; limit < 40; limit++ {
 		got := splitMeasured(text, limit, utf8.RuneCountInString)
 		checkSplit(t, text, limit, got, utf8.RuneCountInString)
 	}
-	if got, want := splitMeasured("😀😀😀😀", 2, utf8.RuneCountInString), []string{"😀😀", "😀😀"}; !equalParts(got, want) {
-		t.Errorf("rune measure: got %s, want %s", showParts(got), showParts(want))
+	if got, want := splitMeasured("😀😀😀😀", 2, utf8.RuneCountInString), []string{"😀😀", "😀😀"}; !equalSplit(got, want) {
+		t.Errorf("rune measure: got %s, want %s", showSplit(got), showSplit(want))
 	}
 }
 
+// TestSplitPanicsOnTinyLimit: a limit below one character cannot be met.
 func TestSplitPanicsOnTinyLimit(t *testing.T) {
 	for _, limit := range []int{-1, 0, 1} {
 		func() {
@@ -273,6 +278,7 @@ func TestSplitPanicsOnTinyLimit(t *testing.T) {
 	}
 }
 
+// TestUTF16Len compares utf16Len with the standard library's encoder.
 func TestUTF16Len(t *testing.T) {
 	for _, s := range []string{"", "abc", "é", "日本", "😀", "👨‍👩‍👧", "\xff\xfe", "\xed\xa0\x80", "a\U0010FFFFb"} {
 		if got, want := utf16Len(s), refUTF16Len(s); got != want {
@@ -303,11 +309,19 @@ func TestSplitProperties(t *testing.T) {
 		parts := Split(text, limit)
 		checkSplit(t, text, limit, parts, refUTF16Len)
 		if t.Failed() {
-			t.Fatalf("case %d: Split(%q, %d) = %s", i, text, limit, showParts(parts))
+			t.Fatalf("case %d: Split(%q, %d) = %s", i, text, limit, showSplit(parts))
+		}
+		if i%4 == 0 { // the other measure Split could use
+			parts := splitMeasured(text, limit, utf8.RuneCountInString)
+			checkSplit(t, text, limit, parts, utf8.RuneCountInString)
+			if t.Failed() {
+				t.Fatalf("case %d: splitMeasured(%q, %d, runes) = %s", i, text, limit, showSplit(parts))
+			}
 		}
 	}
 }
 
+// FuzzSplit checks checkSplit's invariants on arbitrary text and limits.
 func FuzzSplit(f *testing.F) {
 	seeds := []string{
 		"",
@@ -336,6 +350,7 @@ func FuzzSplit(f *testing.F) {
 	})
 }
 
+// BenchmarkSplit splits a 100 KB answer with code blocks for Discord.
 func BenchmarkSplit(b *testing.B) {
 	text := benchAnswer(100 << 10)
 	b.SetBytes(int64(len(text)))
@@ -437,13 +452,13 @@ func checkSplit(t testing.TB, text string, limit int, parts []string, m func(str
 	t.Helper()
 	if strings.TrimSpace(text) == "" {
 		if parts != nil {
-			t.Errorf("white space only text: got %s, want nil", showParts(parts))
+			t.Errorf("white space only text: got %s, want nil", showSplit(parts))
 		}
 		return
 	}
 	if m(text) <= limit {
 		if len(parts) != 1 || parts[0] != text {
-			t.Errorf("text fits: got %s, want it unchanged", showParts(parts))
+			t.Errorf("text fits: got %s, want it unchanged", showSplit(parts))
 		}
 		return
 	}
@@ -480,7 +495,7 @@ func checkSplit(t testing.TB, text string, limit int, parts []string, m func(str
 	}
 	where := make([][2]int, len(parts))
 	if !placeParts(text, parts, 0, 0, openAt, where, map[[2]int]bool{}) {
-		t.Errorf("parts do not round-trip to the text:\ntext  %q\nparts %s", text, showParts(parts))
+		t.Errorf("parts do not round-trip to the text:\ntext  %q\nparts %s", text, showSplit(parts))
 		return
 	}
 	if !repairAll {
@@ -666,7 +681,8 @@ func genMarkdown(rng *rand.Rand) string {
 	return s
 }
 
-func equalParts(a, b []string) bool {
+// equalSplit compares parts, telling nil from empty.
+func equalSplit(a, b []string) bool {
 	if len(a) != len(b) || (a == nil) != (b == nil) {
 		return false
 	}
@@ -678,7 +694,8 @@ func equalParts(a, b []string) bool {
 	return true
 }
 
-func showParts(parts []string) string {
+// showSplit formats parts for a failure message.
+func showSplit(parts []string) string {
 	if parts == nil {
 		return "nil"
 	}
