@@ -13,7 +13,11 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/hordechat/hordechat/bridge"
+	"github.com/hordechat/hordechat/bridge/openai"
 	"github.com/hordechat/hordechat/hordeapi"
 	"github.com/hordechat/hordechat/storage"
 )
@@ -26,6 +30,7 @@ type App struct {
 	store   *storage.Store
 	horde   *hordeapi.Client
 	bridge  *bridge.Service
+	v1      *openai.Server
 	sched   gocron.Scheduler
 	http    *http.Server
 	started time.Time
@@ -47,13 +52,27 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
-	a.horde, err = hordeapi.New(cfg.Horde, hordeapi.WithVersion(version()))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hordeMetrics, err := openai.NewHordeMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register horde metrics: %w", err)
+	}
+	a.horde, err = hordeapi.New(cfg.Horde, hordeapi.WithVersion(version()),
+		hordeapi.WithHTTPClient(&http.Client{Timeout: cfg.Horde.Timeout, Transport: hordeMetrics.RoundTripper(http.DefaultTransport)}))
 	if err != nil {
 		return nil, fmt.Errorf("create horde client: %w", err)
 	}
 	a.bridge, err = newBridge(cfg, a.store, a.horde, log)
 	if err != nil {
 		return nil, err
+	}
+	a.v1, err = openai.New(cfg.OpenAI, openai.Deps{
+		Bridge: a.bridge, Tokens: tokenStore{a.store}, Keys: a.horde, DefaultModel: cfg.Bridge.DefaultModel,
+		Ready: a.ready, Registry: reg, Log: log, Version: version(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create /v1 endpoint: %w", err)
 	}
 	a.sched, err = newHousekeeping(a.store, cfg.Storage, log.With("component", "housekeeping"),
 		housekeepingJob{"models", cfg.Bridge.ModelRefresh, a.bridge.RefreshModels})
@@ -87,6 +106,7 @@ func newBridge(cfg Config, store *storage.Store, client *hordeapi.Client, log *s
 
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/", a.v1.Handler()) // /v1, the status page, /readyz, /metrics
 	mux.HandleFunc("GET /healthz", a.healthz)
 	if h := a.bridge.WebhookHandler(); h != nil {
 		mux.Handle("POST "+bridge.WebhookPath, h)

@@ -11,6 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	oai "github.com/openai/openai-go"
+	"github.com/openai/openai-go/option"
+
+	"github.com/hordechat/hordechat/bridge/bridgetest"
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
@@ -220,5 +224,67 @@ func TestRunAgainstFakeHorde(t *testing.T) {
 	cancel()
 	if c := <-code; c != 0 {
 		t.Fatalf("exit %d:\n%s", c, stderr.String())
+	}
+}
+
+// The whole binary serves /v1 to the official OpenAI SDK: a personal token
+// made in storage runs as its chat user, with that user's Horde identity.
+func TestRunServesV1(t *testing.T) {
+	fake := bridgetest.FastHorde(t)
+	env := testEnv(t, "HORDECHAT_HORDE__BASE_URL="+fake.URL, "HORDECHAT_HORDE__PROXY_PASSKEY="+bridgetest.Passkey)
+	var app *App
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan net.Addr, 1)
+	code := make(chan int, 1)
+	stderr := &syncBuffer{}
+	go func() {
+		code <- run(ctx, nil, env, &bytes.Buffer{}, stderr, func(a *App) {
+			app = a
+			a.onReady = func(addr net.Addr) { ready <- addr }
+		})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case c := <-code:
+		t.Fatalf("exit %d:\n%s", c, stderr.String())
+	}
+	if err := app.bridge.RefreshModels(ctx); err != nil {
+		t.Fatal(err)
+	}
+	user, err := app.store.UpsertUser(ctx, "discord", "4242", "Tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := app.store.CreateAPIToken(ctx, user.ID, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := oai.NewClient(option.WithBaseURL("http://"+addr.String()+"/v1/"), option.WithAPIKey(token))
+	resp, err := client.Chat.Completions.New(ctx, oai.ChatCompletionNewParams{
+		Model:    "Fimbulvetr-11B-v2",
+		Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("Hello from the SDK")},
+	})
+	if err != nil {
+		t.Fatalf("chat completion: %v\n%s", err, stderr.String())
+	}
+	if len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" || resp.Model != "koboldcpp/Fimbulvetr-11B-v2" {
+		t.Fatalf("response = %+v", resp)
+	}
+	subs := fake.RequestsTo(http.MethodPost, "/api/v2/generate/text/async")
+	if len(subs) != 1 || !subs[0].Proxied || !strings.HasPrefix(subs[0].Identity, "fd") {
+		t.Fatalf("the Horde did not see the chat user's pseudo-address: %+v", subs)
+	}
+	wrong := oai.NewClient(option.WithBaseURL("http://"+addr.String()+"/v1/"), option.WithAPIKey("hc_wrong"), option.WithMaxRetries(0))
+	if _, err := wrong.Chat.Completions.New(ctx, oai.ChatCompletionNewParams{Model: "default", Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("x")}}); err == nil {
+		t.Error("a wrong token was accepted")
+	}
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("exit %d:\n%s", c, stderr.String())
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Error("the token appears in the logs")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hordechat/hordechat/bot/discord"
 	"github.com/hordechat/hordechat/bot/matrix"
 	"github.com/hordechat/hordechat/bridge"
+	"github.com/hordechat/hordechat/bridge/openai"
 	"github.com/hordechat/hordechat/hordeapi"
 	"github.com/hordechat/hordechat/storage"
 )
@@ -43,6 +44,7 @@ type Config struct {
 	HTTP    HTTPConfig      `koanf:"http"`
 	Horde   hordeapi.Config `koanf:"horde"`
 	Bridge  bridge.Config   `koanf:"bridge"`
+	OpenAI  openai.Config   `koanf:"openai"`
 	Storage storage.Config  `koanf:"storage"`
 	Chat    bot.Config      `koanf:"chat"`
 	Discord discord.Config  `koanf:"discord"`
@@ -73,6 +75,7 @@ func DefaultConfig() Config {
 		HTTP:    HTTPConfig{Listen: "127.0.0.1:8080", ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second},
 		Horde:   hordeapi.DefaultConfig(),
 		Bridge:  bridge.DefaultConfig(),
+		OpenAI:  openai.DefaultConfig(),
 		Storage: storage.DefaultConfig(),
 		Chat:    bot.DefaultConfig(),
 		Discord: discord.DefaultConfig(),
@@ -99,7 +102,7 @@ func (c Config) Validate() error {
 	if c.HTTP.ShutdownTimeout <= 0 {
 		return fmt.Errorf("http.shutdown_timeout %s: must be positive, e.g. 15s", c.HTTP.ShutdownTimeout)
 	}
-	for _, v := range []interface{ Validate() error }{c.Horde, c.Bridge, c.Storage, c.Chat, c.Discord, c.Matrix} {
+	for _, v := range []interface{ Validate() error }{c.Horde, c.Bridge, c.OpenAI, c.Storage, c.Chat, c.Discord, c.Matrix} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

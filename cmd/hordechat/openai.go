@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hordechat/hordechat/bridge/openai"
+	"github.com/hordechat/hordechat/storage"
+)
+
+// tokenStore resolves personal /v1 tokens for bridge/openai.
+type tokenStore struct{ s *storage.Store }
+
+func (t tokenStore) LookupToken(ctx context.Context, token string) (openai.TokenUser, error) {
+	u, _, err := t.s.UserByAPIToken(ctx, token)
+	if errors.Is(err, storage.ErrNotFound) {
+		return openai.TokenUser{}, openai.ErrUnknownToken
+	}
+	if err != nil {
+		return openai.TokenUser{}, err
+	}
+	return openai.TokenUser{Platform: u.Platform, PlatformUserID: u.PlatformUserID, StoreUserID: u.ID}, nil
+}
+
+// ready is /readyz: the database answers and the Horde's model list is
+// loaded and fresh.
+func (a *App) ready(ctx context.Context) error {
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	snap := a.bridge.Models().Snapshot()
+	switch {
+	case snap.UpdatedAt.IsZero():
+		return errors.New("horde: model list not loaded yet")
+	case snap.Stale:
+		return errors.New("horde: the last model refresh failed")
+	}
+	return nil
+}
