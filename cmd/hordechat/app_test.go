@@ -288,3 +288,30 @@ func TestRunServesV1(t *testing.T) {
 		t.Error("the token appears in the logs")
 	}
 }
+
+func TestOpencodeCommand(t *testing.T) {
+	fake := hordetest.New(t)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"opencode", "--base-url", "https://horde.example.org"}, []string{"HORDECHAT_HORDE__BASE_URL=" + fake.URL}, &stdout, &stderr, nil)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var cfg struct {
+		Provider map[string]struct {
+			Options struct {
+				BaseURL string `json:"baseURL"`
+			} `json:"options"`
+			Models map[string]struct {
+				Limit struct{ Context, Output int } `json:"limit"`
+			} `json:"models"`
+		} `json:"provider"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &cfg); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout.String())
+	}
+	p := cfg.Provider["hordechat"]
+	m, ok := p.Models["koboldcpp/Fimbulvetr-11B-v2"]
+	if p.Options.BaseURL != "https://horde.example.org/v1" || !ok || m.Limit.Context != 8192 || m.Limit.Output != 512 {
+		t.Fatalf("opencode.json = %s", stdout.String())
+	}
+}

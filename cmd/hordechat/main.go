@@ -5,6 +5,7 @@
 //
 //	hordechat [run] [--config FILE]   serve (the default)
 //	hordechat check-config [--config FILE]
+//	hordechat opencode [--config FILE] [--base-url URL]
 //	hordechat version
 package main
 
@@ -45,6 +46,7 @@ const usage = `hordechat serves the AI Horde to Discord, Matrix and OpenAI-compa
 Usage:
   hordechat [run] [--config FILE]      serve until interrupted (default)
   hordechat check-config [--config FILE]  validate the configuration and print it, secrets hidden
+  hordechat opencode [--base-url URL]  print an opencode.json provider for the live models
   hordechat version                    print the version
 
 Configuration: defaults, then the TOML file (--config, else ./config.toml when
@@ -63,6 +65,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	configPath := fs.String("config", "", "TOML configuration file (default ./config.toml when present)")
+	baseURL := fs.String("base-url", "", "opencode: this server's /v1 URL (default openai.public_base_url, else http://<http.listen>/v1)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -80,7 +83,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "check-config", "run":
+	case "check-config", "run", "opencode":
 	default:
 		fmt.Fprintf(stderr, "hordechat: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -94,6 +97,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer, 
 		fmt.Fprintln(stdout, "# configuration is valid; effective values (secrets hidden):")
 		for _, line := range redactedSettings(cfg) {
 			fmt.Fprintln(stdout, line)
+		}
+		return 0
+	}
+	if cmd == "opencode" {
+		if err := printOpencode(ctx, cfg, *baseURL, stdout); err != nil {
+			fmt.Fprintf(stderr, "hordechat opencode: %v\n", err)
+			return 1
 		}
 		return 0
 	}

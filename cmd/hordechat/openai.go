@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
+	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/bridge/openai"
+	"github.com/hordechat/hordechat/hordeapi"
 	"github.com/hordechat/hordechat/storage"
 )
 
@@ -37,4 +40,35 @@ func (a *App) ready(ctx context.Context) error {
 		return errors.New("horde: the last model refresh failed")
 	}
 	return nil
+}
+
+// printOpencode writes an opencode.json provider block for the models that
+// have workers now, pointing at this server's /v1.
+func printOpencode(ctx context.Context, cfg Config, baseURL string, w io.Writer) error {
+	if baseURL == "" {
+		baseURL = cfg.OpenAI.PublicBaseURL
+	}
+	if baseURL == "" {
+		baseURL = "http://" + cfg.HTTP.Listen
+	}
+	client, err := hordeapi.New(cfg.Horde, hordeapi.WithVersion(version()))
+	if err != nil {
+		return err
+	}
+	models := bridge.NewModels(client, nil)
+	if err := models.Refresh(ctx); err != nil {
+		return fmt.Errorf("load the Horde's models: %w", err)
+	}
+	var live []bridge.ModelInfo
+	for _, m := range models.Snapshot().Models {
+		if m.Workers > 0 {
+			live = append(live, m)
+		}
+	}
+	out, err := openai.OpencodeConfig(baseURL, live)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
 }
