@@ -211,7 +211,7 @@ func (e *Engine) cmdLink(ctx context.Context, c *Call) error {
 	acct, err := e.keys.CheckKey(ctx, key)
 	if err != nil {
 		be := bridge.Classify(err)
-		if be.Code == bridge.CodeInvalidKey || be.Code == bridge.CodeExpired {
+		if be.Code == bridge.CodeInvalidKey {
 			return c.Reply(ctx, "The Horde does not know that key. Check it at https://aihorde.net/register and try again.")
 		}
 		return be

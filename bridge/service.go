@@ -402,13 +402,21 @@ func (s *Service) submit(ctx context.Context, j *job) *Error {
 	if s.hooks != nil {
 		hreq.Webhook = s.hooks.url(j.id)
 	}
-	resp, err := s.client.SubmitText(ctx, j.caller, &hreq)
+	// The submit is not tied to the caller: cut mid-flight, the Horde may
+	// have queued a request whose id we would never learn to delete.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), submitTimeout)
+	resp, err := s.client.SubmitText(sctx, j.caller, &hreq)
+	cancel()
 	if err != nil {
 		e := Classify(err)
 		s.log.Info("submit refused", "job", j.id, "principal", j.principal.String(), "code", e.Code, "err", err)
 		return e
 	}
 	j.hordeID, j.noWorkers = resp.ID, resp.NoWorkersWarning()
+	if ctx.Err() != nil {
+		s.cancelAtHorde(j) // the caller left while the submit was in flight
+		return Classify(ctx.Err())
+	}
 	if err := s.store.MarkJobSubmitted(context.WithoutCancel(ctx), j.id, resp.ID); err != nil {
 		// The Horde has it; polling still works, a restart would resubmit.
 		s.log.Error("journal submit", "job", j.id, "err", err)
@@ -503,6 +511,9 @@ func (s *Service) run(ctx context.Context, j *job) {
 		return
 	}
 }
+
+// submitTimeout bounds one submit, retries included.
+const submitTimeout = 2 * time.Minute
 
 var (
 	errDeadline    = errors.New("job deadline passed")

@@ -84,7 +84,9 @@ func (e *APIError) Error() string {
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrInvalidKey:
-		return e.Status == http.StatusUnauthorized || e.RC == "InvalidAPIKey"
+		// find_user answers an unknown key with 404 UserNotFound.
+		return e.Status == http.StatusUnauthorized || e.RC == "InvalidAPIKey" ||
+			e.RC == "UserNotFound" && e.Endpoint == "/v2/find_user"
 	case ErrRateLimited:
 		return e.Status == http.StatusTooManyRequests && e.RC == ""
 	case ErrTooManyPrompts:

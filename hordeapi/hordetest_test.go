@@ -149,7 +149,7 @@ func TestDiscoveryAndUser(t *testing.T) {
 	if err != nil || u.Username != "tester#1" || u.Kudos <= 0 {
 		t.Fatalf("find_user = %+v, %v", u, err)
 	}
-	if _, err := c.FindUser(ctx, hordeapi.Caller{APIKey: "unknown-key-99"}); !errors.Is(err, hordeapi.ErrNotFound) && !errors.Is(err, hordeapi.ErrInvalidKey) {
+	if _, err := c.FindUser(ctx, hordeapi.Caller{APIKey: "unknown-key-99"}); !errors.Is(err, hordeapi.ErrInvalidKey) {
 		t.Errorf("unknown key: %v", err)
 	}
 	if hb, err := c.Heartbeat(ctx); err != nil || hb.Message != "OK" {

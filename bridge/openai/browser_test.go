@@ -22,14 +22,20 @@ const chromiumPath = "/usr/bin/chromium"
 // TestStatusPageInBrowser loads the status page in headless Chromium,
 // driven over the DevTools protocol on a pipe (no WebSocket needed): the
 // page must render, pick up live numbers from /status.json, and log no
-// console error, exception or failed load.
+// console error, exception or failed load. A second page proves the
+// harness notices such problems. It does not run in parallel with the
+// other tests: a browser starved of CPU is slow to start.
 func TestStatusPageInBrowser(t *testing.T) {
-	t.Parallel()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Skipf("skipping the browser test: %s not found (install Debian's chromium package: apt-get install -y chromium)", chromiumPath)
 	}
-	h := newHarness(t, harnessOpts{})
 	b := startBrowser(t)
+	t.Run("status page", func(t *testing.T) { checkStatusPage(t, b) })
+	t.Run("harness sees errors", func(t *testing.T) { checkHarnessSeesErrors(t, b) })
+}
+
+func checkStatusPage(t *testing.T, b *browser) {
+	h := newHarness(t, harnessOpts{})
 	page := b.open(t, h.ts.URL+"/?refresh=100")
 
 	first := page.eval(t, `waitFor(() => document.body.dataset.loaded === "1", () => ({
@@ -50,7 +56,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if st.Served != "0" || st.Inflight != "0" || st.Uptime == "–" || st.Base != h.ts.URL+"/v1" || !strings.Contains(st.Title, "hordechat") {
 		t.Errorf("first render = %+v", st)
 	}
-	if strings.Join(st.Models, ",") == "" || !strings.Contains(strings.Join(st.Models, ","), modelHermes) {
+	if !strings.Contains(strings.Join(st.Models, ","), modelHermes) {
 		t.Errorf("models table = %v", st.Models)
 	}
 
@@ -62,18 +68,12 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if string(served) != `"1"` {
 		t.Errorf("served after a request = %s", served)
 	}
-	if problems := b.problems(); len(problems) > 0 {
+	if problems := page.problems(); len(problems) > 0 {
 		t.Errorf("the page logged problems:\n%s", strings.Join(problems, "\n"))
 	}
 }
 
-// TestBrowserHarnessSeesErrors proves the browser test would notice a
-// console error, an exception and a failed load.
-func TestBrowserHarnessSeesErrors(t *testing.T) {
-	t.Parallel()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("skipping the browser test: %s not found (install Debian's chromium package: apt-get install -y chromium)", chromiumPath)
-	}
+func checkHarnessSeesErrors(t *testing.T, b *browser) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -83,11 +83,10 @@ func TestBrowserHarnessSeesErrors(t *testing.T) {
 		fmt.Fprint(w, `<!doctype html><link rel="icon" href="data:,"><script>console.error("boom"); fetch("missing.json"); setTimeout(() => { document.body.dataset.loaded = "1"; undefinedFunction(); }, 50);</script>`)
 	}))
 	defer ts.Close()
-	b := startBrowser(t)
 	page := b.open(t, ts.URL+"/")
 	page.eval(t, `waitFor(() => document.body && document.body.dataset.loaded === "1", () => true)`)
 	page.eval(t, `new Promise(r => setTimeout(() => r(true), 200))`) // let the exception and the 404 be reported
-	all := strings.Join(b.problems(), "\n")
+	all := strings.Join(page.problems(), "\n")
 	for _, want := range []string{"boom", "undefinedFunction", "404"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the harness missed %q; it saw:\n%s", want, all)
@@ -107,7 +106,7 @@ type browser struct {
 	nextID   int
 	pending  map[int]chan cdpMessage
 	waiters  map[string][]chan struct{} // by method + " " + session
-	issues   []string
+	issues   map[string][]string        // by session
 	readDone chan struct{}
 }
 
@@ -135,14 +134,15 @@ func startBrowser(t *testing.T) *browser {
 	cmd := exec.Command(chromiumPath,
 		"--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--no-default-browser-check", "--disable-extensions", "--user-data-dir="+t.TempDir(), "about:blank")
+		"--no-default-browser-check", "--disable-extensions", "--mute-audio", "--renderer-process-limit=2",
+		"--user-data-dir="+t.TempDir(), "about:blank")
 	cmd.ExtraFiles = []*os.File{cmdR, evW}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	cmdR.Close()
 	evW.Close()
-	b := &browser{cmd: cmd, in: cmdW, out: bufio.NewReader(evR), pending: map[int]chan cdpMessage{}, waiters: map[string][]chan struct{}{}, readDone: make(chan struct{})}
+	b := &browser{cmd: cmd, in: cmdW, out: bufio.NewReader(evR), pending: map[int]chan cdpMessage{}, waiters: map[string][]chan struct{}{}, issues: map[string][]string{}, readDone: make(chan struct{})}
 	go b.read()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -188,7 +188,7 @@ func (b *browser) read() {
 			}
 		} else {
 			if issue := cdpIssue(m); issue != "" {
-				b.issues = append(b.issues, issue)
+				b.issues[m.SessionID] = append(b.issues[m.SessionID], issue)
 			}
 			key := m.Method + " " + m.SessionID
 			for _, ch := range b.waiters[key] {
@@ -258,10 +258,11 @@ func (b *browser) event(method, session string) <-chan struct{} {
 	return ch
 }
 
-func (b *browser) problems() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.issues...)
+// problems are the page's console errors, exceptions and failed loads.
+func (p *tab) problems() []string {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	return append([]string(nil), p.b.issues[p.session]...)
 }
 
 func (b *browser) call(ctx context.Context, session, method string, params any) (json.RawMessage, error) {
@@ -307,7 +308,7 @@ type tab struct {
 
 func (b *browser) open(t *testing.T, url string) *tab {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	res, err := b.call(ctx, "", "Target.createTarget", map[string]any{"url": "about:blank"})
 	if err != nil {
@@ -338,7 +339,7 @@ func (b *browser) open(t *testing.T, url string) *tab {
 	select {
 	case <-loaded:
 	case <-ctx.Done():
-		t.Fatal("the page did not load in 30 s")
+		t.Fatal("the page did not load in 90 s")
 	}
 	return p
 }
@@ -360,7 +361,7 @@ const waitForJS = `function waitFor(cond, value) {
 // eval runs a promise expression in the page and returns its JSON value.
 func (p *tab) eval(t *testing.T, expr string) json.RawMessage {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	res, err := p.b.call(ctx, p.session, "Runtime.evaluate", map[string]any{
 		"expression":    "(() => {\n" + waitForJS + "\nreturn " + expr + ";\n})()",

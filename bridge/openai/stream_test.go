@@ -103,7 +103,7 @@ func TestStreamHeartbeatsWhileQueued(t *testing.T) {
 	t.Parallel()
 	h, _ := slowHarness(t, nil)
 	s := h.openStream(context.Background(), "/v1/chat/completions", userKey,
-		chatBody(modelFimbul, "Hello", `"stream":true`, `"max_tokens":20`, `"stream_options":{"include_usage":true}`))
+		chatBody(modelFimbul, "Hello, LONG please", `"stream":true`, `"max_tokens":64`, `"stream_options":{"include_usage":true}`))
 	if s.resp.StatusCode != 200 || !strings.HasPrefix(s.resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("status %d, content type %q", s.resp.StatusCode, s.resp.Header.Get("Content-Type"))
 	}
@@ -137,8 +137,8 @@ func TestStreamHeartbeatsWhileQueued(t *testing.T) {
 	if strings.Contains(joined, "processing") && strings.Contains(joined[strings.Index(joined, "processing"):], ": queued") {
 		t.Errorf("the job went back to queued after processing:\n%s", joined)
 	}
-	if len(comments) < 50 {
-		t.Errorf("only %d heartbeats over a queue of 50+ simulated seconds", len(comments))
+	if len(comments) < 100 {
+		t.Errorf("only %d heartbeats over 150 simulated seconds of queue and work", len(comments))
 	}
 	if len(data) < 4 || data[len(data)-1] != "[DONE]" {
 		t.Fatalf("data events = %q", data)
@@ -161,7 +161,7 @@ func TestStreamHeartbeatsWhileQueued(t *testing.T) {
 		}
 		sawUsage = sawUsage || (ch.Usage != nil && len(ch.Choices) == 0)
 	}
-	if text.String() != defaultAnswer || !sawFinish || !sawUsage {
+	if text.String() != longAnswer || !sawFinish || !sawUsage {
 		t.Errorf("text %q finish %v usage %v", text.String(), sawFinish, sawUsage)
 	}
 }
@@ -216,7 +216,9 @@ func TestNonStreamDisconnectCancelsHordeJob(t *testing.T) {
 
 func TestStreamSubmitErrorKeepsHTTPStatus(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOpts{})
+	// A server clock that never moves: the stream may start only when the
+	// Horde has the job, so the refused submit must come back as a status.
+	h := newHarness(t, harnessOpts{serverClock: clockwork.NewFakeClock()})
 	h.fake.SetMaintenance(true)
 	resp, raw := h.do(http.MethodPost, "/v1/chat/completions", userKey, chatBody(modelFimbul, "Hi", `"stream":true`))
 	if resp.StatusCode != http.StatusServiceUnavailable {

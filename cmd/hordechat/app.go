@@ -80,9 +80,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 		return nil, fmt.Errorf("schedule housekeeping: %w", err)
 	}
 	if cfg.HTTP.Listen != "" {
+		// No ReadTimeout or WriteTimeout: /v1 holds requests open for as
+		// long as a Horde job lives and sets per-request deadlines itself.
 		a.http = &http.Server{
 			Handler:           a.routes(),
 			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
 		}
 	}
@@ -183,7 +186,10 @@ func (a *App) shutdown() error {
 	if a.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
 		if err := a.http.Shutdown(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop http: %w", err))
+			// Open /v1 jobs did not end in time: closing their connections
+			// cancels them, which deletes them at the Horde.
+			a.log.Warn("open requests did not finish in time; closing them", "err", err)
+			_ = a.http.Close()
 		}
 		cancel()
 	}
