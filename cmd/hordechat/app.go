@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hordechat/hordechat/bot"
+	"github.com/hordechat/hordechat/bot/discord"
 	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/bridge/openai"
 	"github.com/hordechat/hordechat/hordeapi"
@@ -31,6 +33,8 @@ type App struct {
 	horde   *hordeapi.Client
 	bridge  *bridge.Service
 	v1      *openai.Server
+	engine  *bot.Engine      // nil when no chat platform is on
+	discord *discord.Adapter // nil when Discord is off
 	sched   gocron.Scheduler
 	http    *http.Server
 	started time.Time
@@ -66,6 +70,18 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	a.bridge, err = newBridge(cfg, a.store, a.horde, log)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Discord.Enabled() {
+		a.engine, err = bot.NewEngine(cfg.Chat, bot.Deps{Store: botStore{a.store}, Bridge: a.bridge, Keys: hordeKeys{a.horde}, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("create chat engine: %w", err)
+		}
+		a.discord, err = discord.New(cfg.Discord, a.engine, log)
+		if err != nil {
+			return nil, fmt.Errorf("create discord adapter: %w", err)
+		}
+		// Before the bridge starts, so resumed jobs find their platform.
+		a.engine.AddPlatform(a.discord)
 	}
 	a.v1, err = openai.New(cfg.OpenAI, openai.Deps{
 		Bridge: a.bridge, Tokens: tokenStore{a.store}, Keys: a.horde, DefaultModel: cfg.Bridge.DefaultModel,
@@ -158,6 +174,14 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.bridge.Start(ctx); err != nil {
 		return fmt.Errorf("start bridge: %w", err)
 	}
+	platformCtx, stopPlatforms := context.WithCancel(ctx)
+	defer stopPlatforms()
+	platformErr := make(chan error, 1)
+	platforms := 0
+	if a.discord != nil {
+		platforms++
+		go func() { platformErr <- a.discord.Run(platformCtx) }()
+	}
 
 	var addr net.Addr
 	if ln != nil {
@@ -170,18 +194,39 @@ func (a *App) Run(ctx context.Context) error {
 		a.onReady(addr)
 	}
 
+	var runErr error
 	select {
 	case <-ctx.Done():
 		a.log.Info("shutting down", "reason", context.Cause(ctx))
 	case err := <-serveErr:
 		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve http: %w", err)
+			runErr = fmt.Errorf("serve http: %w", err)
+		}
+	case err := <-platformErr:
+		platforms--
+		if err != nil {
+			runErr = fmt.Errorf("discord: %w", err)
 		}
 	}
-	return a.shutdown()
+	// Stop intake first: HTTP, then the gateways; then the chat engine;
+	// the bridge keeps in-flight chat jobs journaled for the next start.
+	err := a.shutdown(func() {
+		stopPlatforms()
+		for ; platforms > 0; platforms-- {
+			if err := <-platformErr; err != nil {
+				a.log.Warn("platform stopped with an error", "err", err)
+			}
+		}
+		if a.engine != nil {
+			a.engine.Close()
+		}
+	})
+	return errors.Join(runErr, err)
 }
 
-func (a *App) shutdown() error {
+// shutdown stops the HTTP server, runs stopIntake (the chat platforms),
+// then closes the bridge and housekeeping; close() closes the database.
+func (a *App) shutdown(stopIntake func()) error {
 	var errs []error
 	if a.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
@@ -193,6 +238,7 @@ func (a *App) shutdown() error {
 		}
 		cancel()
 	}
+	stopIntake()
 	a.bridge.Close() // chat jobs stay journaled for the next start
 	if a.sched != nil {
 		if err := a.sched.Shutdown(); err != nil {
@@ -224,7 +270,7 @@ func (a *App) close() {
 // off, which key turns it on.
 func (a *App) logPlatforms() {
 	if a.cfg.Discord.Enabled() {
-		a.log.Warn("discord is configured but this build has no Discord adapter yet; it stays off", "platform", "discord")
+		a.log.Info("discord is on", "platform", "discord", "threads", a.cfg.Discord.Threads, "message_content_intent", a.cfg.Discord.MessageContent)
 	} else {
 		a.log.Info("discord is off", "platform", "discord", "turn_on", "set discord.token (env HORDECHAT_DISCORD__TOKEN or discord.token_file)")
 	}
