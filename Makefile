@@ -10,7 +10,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 
 ## run: start hordechat with the embedded defaults (./data, anonymous key, HTTP on 127.0.0.1:8080)
 run:
-	$(GO) run -tags $(TAGS) -ldflags '-X main.buildVersion=$(VERSION)' ./cmd/hordechat run
+	@$(GO) build -tags $(TAGS) -ldflags '-X main.buildVersion=$(VERSION)' -o bin/hordechat ./cmd/hordechat
+	./bin/hordechat run
 
 ## test: vet and every test with the race detector
 test:
