@@ -48,6 +48,7 @@ func testEnv(t *testing.T, extra ...string) []string {
 }
 
 type running struct {
+	app    *App
 	addr   net.Addr
 	cancel context.CancelFunc
 	code   chan int
@@ -61,6 +62,7 @@ func startRun(t *testing.T, env []string) *running {
 	ready := make(chan net.Addr, 1)
 	go func() {
 		r.code <- run(ctx, nil, env, &bytes.Buffer{}, r.stderr, func(a *App) {
+			r.app = a
 			a.onReady = func(addr net.Addr) { ready <- addr }
 		})
 	}()
@@ -182,25 +184,8 @@ func TestCommands(t *testing.T) {
 // its own Client-Agent and reports them on /healthz.
 func TestRunAgainstFakeHorde(t *testing.T) {
 	fake := hordetest.New(t)
-	env := testEnv(t, "HORDECHAT_HORDE__BASE_URL="+fake.URL, "HORDECHAT_HORDE__CONTACT=ops@example.org")
-	var app *App
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan net.Addr, 1)
-	code := make(chan int, 1)
-	stderr := &syncBuffer{}
-	go func() {
-		code <- run(ctx, nil, env, &bytes.Buffer{}, stderr, func(a *App) {
-			app = a
-			a.onReady = func(addr net.Addr) { ready <- addr }
-		})
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case c := <-code:
-		t.Fatalf("exit %d:\n%s", c, stderr.String())
-	}
+	r := startRun(t, testEnv(t, "HORDECHAT_HORDE__BASE_URL="+fake.URL, "HORDECHAT_HORDE__CONTACT=ops@example.org"))
+	app, addr, ctx := r.app, r.addr, context.Background()
 	if err := app.bridge.RefreshModels(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -221,35 +206,14 @@ func TestRunAgainstFakeHorde(t *testing.T) {
 	if len(calls) == 0 || calls[0].Header.Get("Client-Agent") != "hordechat:"+version()+":ops@example.org" {
 		t.Fatalf("model calls = %d, agent %q", len(calls), calls[0].Header.Get("Client-Agent"))
 	}
-	cancel()
-	if c := <-code; c != 0 {
-		t.Fatalf("exit %d:\n%s", c, stderr.String())
-	}
 }
 
 // The whole binary serves /v1 to the official OpenAI SDK: a personal token
 // made in storage runs as its chat user, with that user's Horde identity.
 func TestRunServesV1(t *testing.T) {
 	fake := bridgetest.FastHorde(t)
-	env := testEnv(t, "HORDECHAT_HORDE__BASE_URL="+fake.URL, "HORDECHAT_HORDE__PROXY_PASSKEY="+bridgetest.Passkey)
-	var app *App
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan net.Addr, 1)
-	code := make(chan int, 1)
-	stderr := &syncBuffer{}
-	go func() {
-		code <- run(ctx, nil, env, &bytes.Buffer{}, stderr, func(a *App) {
-			app = a
-			a.onReady = func(addr net.Addr) { ready <- addr }
-		})
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case c := <-code:
-		t.Fatalf("exit %d:\n%s", c, stderr.String())
-	}
+	r := startRun(t, testEnv(t, "HORDECHAT_HORDE__BASE_URL="+fake.URL, "HORDECHAT_HORDE__PROXY_PASSKEY="+bridgetest.Passkey))
+	app, addr, ctx := r.app, r.addr, context.Background()
 	if err := app.bridge.RefreshModels(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +231,7 @@ func TestRunServesV1(t *testing.T) {
 		Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("Hello from the SDK")},
 	})
 	if err != nil {
-		t.Fatalf("chat completion: %v\n%s", err, stderr.String())
+		t.Fatalf("chat completion: %v\n%s", err, r.stderr.String())
 	}
 	if len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" || resp.Model != "koboldcpp/Fimbulvetr-11B-v2" {
 		t.Fatalf("response = %+v", resp)
@@ -280,11 +244,8 @@ func TestRunServesV1(t *testing.T) {
 	if _, err := wrong.Chat.Completions.New(ctx, oai.ChatCompletionNewParams{Model: "default", Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("x")}}); err == nil {
 		t.Error("a wrong token was accepted")
 	}
-	cancel()
-	if c := <-code; c != 0 {
-		t.Fatalf("exit %d:\n%s", c, stderr.String())
-	}
-	if strings.Contains(stderr.String(), token) {
+	r.stop(t)
+	if strings.Contains(r.stderr.String(), token) {
 		t.Error("the token appears in the logs")
 	}
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -31,23 +29,8 @@ func TestRunAnswersOnDiscord(t *testing.T) {
 		"HORDECHAT_DISCORD__API_BASE_URL="+dc.URL+"/api/v10",
 		"HORDECHAT_LOG__LEVEL=debug",
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan net.Addr, 1)
-	code := make(chan int, 1)
-	stderr := &syncBuffer{}
-	var app *App
-	go func() {
-		code <- run(ctx, nil, env, &bytes.Buffer{}, stderr, func(a *App) {
-			app = a
-			a.onReady = func(addr net.Addr) { ready <- addr }
-		})
-	}()
-	select {
-	case <-ready:
-	case c := <-code:
-		t.Fatalf("exit %d:\n%s", c, stderr.String())
-	}
+	r := startRun(t, env)
+	app, ctx := r.app, context.Background()
 	if err := app.bridge.RefreshModels(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -56,23 +39,20 @@ func TestRunAnswersOnDiscord(t *testing.T) {
 	select {
 	case <-app.discord.Ready():
 	case <-wctx.Done():
-		t.Fatalf("discord never got ready:\n%s", stderr.String())
+		t.Fatalf("discord never got ready:\n%s", r.stderr.String())
 	}
 	q := dc.SendMessage(discordtest.UserMessage{ChannelID: general.ID, GuildID: guild.ID, Author: alice, Content: "<@" + dc.BotUser().ID + "> hello from discord"})
 	answer, err := dc.WaitMessage(wctx, func(m discordtest.Message) bool {
 		return m.Author != nil && m.Author.ID == dc.BotUser().ID && m.ChannelID == q.ID && strings.Contains(m.Content, "Echo")
 	})
 	if err != nil {
-		t.Fatalf("no answer in the thread: %v\n%s", err, stderr.String())
+		t.Fatalf("no answer in the thread: %v\n%s", err, r.stderr.String())
 	}
 	if strings.Contains(answer.Content, "@everyone") {
 		t.Errorf("answer = %q", answer.Content)
 	}
-	cancel()
-	if c := <-code; c != 0 {
-		t.Fatalf("exit %d:\n%s", c, stderr.String())
-	}
-	logs := stderr.String()
+	r.stop(t)
+	logs := r.stderr.String()
 	for _, secret := range []string{dc.Token()} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs leak a secret")
