@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -152,13 +151,4 @@ func newTestClient(tb testing.TB, fake *hordetest.Server, operatorKey string, re
 		tb.Fatal(err)
 	}
 	return c
-}
-
-func modelNames(ms []ModelInfo) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.Name
-	}
-	sort.Strings(out)
-	return out
 }

@@ -252,7 +252,7 @@ func (s *Service) completeBusy(ctx context.Context, req Request, progress Progre
 func (s *Service) Submit(ctx context.Context, req Request, progress ProgressFunc) (string, error) {
 	platform, _, ok := strings.Cut(req.Target, ":")
 	if !ok || platform == "" {
-		return "", errors.New("bridge: submit needs a target like platform:...")
+		return "", errors.New("bridge: submit needs a target of the form platform:rest")
 	}
 	s.mu.Lock()
 	_, known := s.deliverers[platform]

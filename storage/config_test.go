@@ -84,7 +84,7 @@ func TestConfigHidesKey(t *testing.T) {
 		"%v":  fmt.Sprintf("%v", cfg),
 		"%+v": fmt.Sprintf("%+v", cfg),
 		"%#v": fmt.Sprintf("%#v", cfg),
-		"%s":  fmt.Sprintf("%s", cfg),
+		"%s":  cfg.String(),
 		"log": logged.String(),
 	} {
 		if strings.Contains(out, storagetest.Key) {

@@ -23,7 +23,11 @@ func BenchmarkBinaryStartup(b *testing.B) {
 		b.Skip("reads /proc for RSS")
 	}
 	bin := filepath.Join(b.TempDir(), "hordechat")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-tags", "goolm", "-trimpath", "-o", bin, ".")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		b.Skip("the go tool is not on PATH")
+	}
+	build := exec.Command(goTool, "build", "-tags", "goolm", "-trimpath", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build: %v\n%s", err, out)
