@@ -233,7 +233,8 @@ type envelope struct {
 	User         int64  `json:"u"`
 	Name         string `json:"n,omitempty"`
 	Question     string `json:"q"`
-	Token        string `json:"r"` // live request token, for progress
+	Token        string `json:"r"`           // live request token, for progress
+	Regenerate   bool   `json:"g,omitempty"` // the answer replaces the last one
 	Platform     string `json:"-"`
 }
 
@@ -326,7 +327,7 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 	if t, ok := p.(Typer); ok {
 		_ = t.Typing(ctx, in.Target)
 	}
-	env := envelope{Target: in.Target, Placeholder: placeholder, Conversation: conv.ID, User: user.ID, Name: name, Question: question, Token: token}
+	env := envelope{Target: in.Target, Placeholder: placeholder, Conversation: conv.ID, User: user.ID, Name: name, Question: question, Token: token, Regenerate: turn.regenerate}
 	req := bridge.Request{
 		Principal: bridge.Principal{Platform: in.Platform, UserID: in.Author.ID, StoreUserID: user.ID},
 		Models:    []string{firstNonEmpty(conv.Model, settings.Model, bridge.DefaultModel)},
@@ -419,9 +420,15 @@ func (e *Engine) deliver(ctx context.Context, d bridge.Delivery) error {
 		return err
 	}
 	if env.Conversation != 0 {
-		err := e.store.AppendMessages(ctx, env.Conversation,
-			Message{Role: "user", Name: env.Name, Content: env.Question, AuthorID: env.User},
-			Message{Role: "assistant", Content: answer, Model: res.Model, HordeID: res.HordeID, Kudos: res.Kudos})
+		reply := Message{Role: "assistant", Content: answer, Model: res.Model, HordeID: res.HordeID, Kudos: res.Kudos}
+		var err error
+		if env.Regenerate {
+			// The question is already stored; the new answer replaces the old.
+			err = e.store.ReplaceLastAssistant(ctx, env.Conversation, reply)
+		} else {
+			err = e.store.AppendMessages(ctx, env.Conversation,
+				Message{Role: "user", Name: env.Name, Content: env.Question, AuthorID: env.User}, reply)
+		}
 		if err != nil {
 			return fmt.Errorf("store turn: %w", err)
 		}

@@ -2,8 +2,10 @@ package bot_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hordechat/hordechat/bot"
@@ -196,5 +198,33 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		if _, err := bot.DecodeEnvelope(bad); err == nil && bad != "discord:e30" {
 			t.Errorf("decoded %q", bad)
 		}
+	}
+}
+
+// Regenerate asks the last question again and the new answer replaces the
+// old one in the history.
+func TestRegenerateReplacesTheAnswer(t *testing.T) {
+	n := 0
+	var mu sync.Mutex
+	r := newRig(t, bot.DefaultConfig(), 2000, hordetest.WithResponder(func(hordetest.Job) string {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return fmt.Sprintf("Answer %d", n)
+	}))
+	in := r.incoming("alice", "Pick a number")
+	r.engine.HandleMessage(context.Background(), in)
+	r.plat.waitFor(t, "first answer", answered(1))
+	r.engine.Button(context.Background(), in, "regenerate")
+	r.plat.waitFor(t, "second answer", answered(2))
+	// The history is stored right after the answer is posted.
+	r.engine.Close()
+	hist := r.store.History("test:chan-1")
+	if len(hist) != 2 || hist[0].Content != "Pick a number" || hist[1].Content != "Answer 2" {
+		t.Fatalf("history = %+v", hist)
+	}
+	subs := r.fake.RequestsTo(http.MethodPost, "/api/v2/generate/text/async")
+	if len(subs) != 2 || strings.Contains(string(subs[1].Body), "Answer 1") {
+		t.Fatalf("the regenerated prompt still holds the old answer")
 	}
 }

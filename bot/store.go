@@ -66,5 +66,9 @@ type Store interface {
 	EndConversation(ctx context.Context, key string) (bool, error)
 	SetConversationSystemPrompt(ctx context.Context, id int64, prompt string) error
 	AppendMessages(ctx context.Context, conversationID int64, msgs ...Message) error
+	// ReplaceLastAssistant replaces the conversation's newest message with
+	// msg when that message is the assistant's (a regenerated answer),
+	// else appends msg; in one transaction.
+	ReplaceLastAssistant(ctx context.Context, conversationID int64, msg Message) error
 	LastMessages(ctx context.Context, conversationID int64, limit int) ([]Message, error)
 }

@@ -55,12 +55,26 @@ func scanMessage(row scanner) (Message, error) {
 // conversation's updated_at. ConversationID and ID of msgs are ignored. It
 // returns ErrNotFound if the conversation (or an author) does not exist.
 func (s *Store) AppendMessages(ctx context.Context, convID int64, msgs ...Message) error {
+	return s.appendMessages(ctx, convID, "", msgs)
+}
+
+// ReplaceLastMessage replaces the conversation's newest message with msgs
+// when that message has role replace (a regenerated answer replaces the
+// old one), else only appends them; all in one transaction.
+func (s *Store) ReplaceLastMessage(ctx context.Context, convID int64, replace Role, msgs ...Message) error {
+	if !replace.valid() {
+		return fmt.Errorf("replace last message of conversation %d: role %q, want system, user or assistant: %w", convID, replace, ErrInvalid)
+	}
+	return s.appendMessages(ctx, convID, replace, msgs)
+}
+
+func (s *Store) appendMessages(ctx context.Context, convID int64, replace Role, msgs []Message) error {
 	for i, m := range msgs {
 		if !m.Role.valid() {
 			return fmt.Errorf("append messages to conversation %d: message %d has role %q, want system, user or assistant: %w", convID, i, m.Role, ErrInvalid)
 		}
 	}
-	if len(msgs) == 0 {
+	if len(msgs) == 0 && replace == "" {
 		return nil
 	}
 	now := s.nowMS()
@@ -73,6 +87,14 @@ func (s *Store) AppendMessages(ctx context.Context, convID int64, msgs ...Messag
 			return err
 		} else if n == 0 {
 			return ErrNotFound
+		}
+		if replace != "" {
+			if _, err := tx.ExecContext(ctx, `
+				DELETE FROM messages WHERE id = (
+					SELECT id FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT 1
+				) AND role = ?`, convID, string(replace)); err != nil {
+				return err
+			}
 		}
 		stmt, err := tx.PrepareContext(ctx, `
 			INSERT INTO messages (conversation_id, role, author_user_id, name, content,

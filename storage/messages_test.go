@@ -3,6 +3,7 @@ package storage_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,42 @@ func TestAppendMessagesIsAtomic(t *testing.T) {
 				t.Errorf("%d messages stored, want none", n)
 			}
 		})
+	}
+}
+
+func TestReplaceLastMessage(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	conv, err := s.ActiveConversation(ctx, "test:replace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.AppendMessages(ctx, conv.ID,
+		storage.Message{Role: storage.RoleUser, Content: "Q"},
+		storage.Message{Role: storage.RoleAssistant, Content: "A1"}))
+	must(s.ReplaceLastMessage(ctx, conv.ID, storage.RoleAssistant, storage.Message{Role: storage.RoleAssistant, Content: "A2"}))
+	// The newest is a user message now: nothing is replaced, only appended.
+	must(s.AppendMessages(ctx, conv.ID, storage.Message{Role: storage.RoleUser, Content: "Q2"}))
+	must(s.ReplaceLastMessage(ctx, conv.ID, storage.RoleAssistant, storage.Message{Role: storage.RoleAssistant, Content: "A3"}))
+	got, err := s.LastMessages(ctx, conv.ID, 0)
+	must(err)
+	var texts []string
+	for _, m := range got {
+		texts = append(texts, m.Content)
+	}
+	if strings.Join(texts, ",") != "Q,A2,Q2,A3" {
+		t.Fatalf("messages = %v", texts)
+	}
+	if err := s.ReplaceLastMessage(ctx, conv.ID, "weird"); !errors.Is(err, storage.ErrInvalid) {
+		t.Errorf("bad role: %v", err)
+	}
+	if err := s.ReplaceLastMessage(ctx, 999999, storage.RoleAssistant, storage.Message{Role: storage.RoleAssistant, Content: "x"}); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("unknown conversation: %v", err)
 	}
 }

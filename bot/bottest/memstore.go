@@ -149,6 +149,18 @@ func (m *MemStore) AppendMessages(_ context.Context, id int64, msgs ...bot.Messa
 	return nil
 }
 
+// ReplaceLastAssistant implements bot.Store.
+func (m *MemStore) ReplaceLastAssistant(_ context.Context, id int64, msg bot.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms := m.msgs[id]
+	if n := len(ms); n > 0 && ms[n-1].Role == "assistant" {
+		ms = ms[:n-1]
+	}
+	m.msgs[id] = append(ms, msg)
+	return nil
+}
+
 // LastMessages implements bot.Store.
 func (m *MemStore) LastMessages(_ context.Context, id int64, limit int) ([]bot.Message, error) {
 	m.mu.Lock()

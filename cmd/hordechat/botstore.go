@@ -86,9 +86,17 @@ func (b botStore) SetConversationSystemPrompt(ctx context.Context, id int64, pro
 func (b botStore) AppendMessages(ctx context.Context, convID int64, msgs ...bot.Message) error {
 	out := make([]storage.Message, len(msgs))
 	for i, m := range msgs {
-		out[i] = storage.Message{Role: storage.Role(m.Role), Name: m.Name, Content: m.Content, AuthorUserID: m.AuthorID, Model: m.Model, HordeRequestID: m.HordeID, Kudos: m.Kudos}
+		out[i] = storageMessage(m)
 	}
 	return b.s.AppendMessages(ctx, convID, out...)
+}
+
+func storageMessage(m bot.Message) storage.Message {
+	return storage.Message{Role: storage.Role(m.Role), Name: m.Name, Content: m.Content, AuthorUserID: m.AuthorID, Model: m.Model, HordeRequestID: m.HordeID, Kudos: m.Kudos}
+}
+
+func (b botStore) ReplaceLastAssistant(ctx context.Context, convID int64, m bot.Message) error {
+	return b.s.ReplaceLastMessage(ctx, convID, storage.RoleAssistant, storageMessage(m))
 }
 
 func (b botStore) LastMessages(ctx context.Context, convID int64, limit int) ([]bot.Message, error) {
