@@ -70,6 +70,15 @@ func TestOpenCreatesDirectoryAndKeyFile(t *testing.T) {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("key file mode = %v, want 0600", perm)
 	}
+	for _, name := range []string{"hordechat.db", "hordechat.db-wal", "hordechat.db-shm"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s mode = %v, want 0600 (it holds chat history)", name, perm)
+		}
+	}
 	keyText, err := os.ReadFile(keyPath)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -93,6 +94,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*S
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open database: create directory: %w", err)
+	}
+	// Create the file owner-only before SQLite does (it would use 0644):
+	// it holds chat history, and SQLite gives -wal and -shm its mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_ = f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open database: create %s: %w", path, err)
 	}
 	db, err := sql.Open("sqlite", "file:"+uriEscaper.Replace(path)+"?"+dsnPragmas)
 	if err != nil {
