@@ -266,7 +266,18 @@ func (e *Engine) cmdMe(ctx context.Context, c *Call) error {
 	case err != nil:
 		return err
 	default:
-		fmt.Fprintf(&b, "Horde account: **%s** (linked %s).\n", lk.Username, lk.LinkedAt.Format("2006-01-02"))
+		fmt.Fprintf(&b, "Horde account: **%s** (linked %s)", lk.Username, lk.LinkedAt.Format("2006-01-02"))
+		if key, err := e.store.HordeKey(ctx, u.ID); err == nil && e.keys != nil {
+			if acct, err := e.keys.CheckKey(ctx, key); err == nil {
+				fmt.Fprintf(&b, ", %s kudos", formatKudos(acct.Kudos))
+			} else if bridge.Classify(err).Code == bridge.CodeInvalidKey {
+				fmt.Fprintf(&b, "; the Horde no longer accepts this key: link it again")
+			}
+		}
+		b.WriteString(".\n")
+	}
+	if usage, err := e.store.Usage(ctx, u.ID); err == nil {
+		fmt.Fprintf(&b, "Usage: %d questions, %s kudos spent.\n", usage.Questions, formatKudos(usage.Kudos))
 	}
 	st, err := e.store.UserSettings(ctx, u.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {

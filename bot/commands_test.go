@@ -94,7 +94,7 @@ func TestCommands(t *testing.T) {
 	if out := joined(r.call(t, "alice", "!link not-a-real-key-123")); !strings.Contains(out, "does not know that key") || strings.Contains(out, "not-a-real-key-123") {
 		t.Errorf("bad key reply = %q", out)
 	}
-	if out := joined(r.call(t, "alice", "!me")); !strings.Contains(out, "tester#1") {
+	if out := joined(r.call(t, "alice", "!me")); !strings.Contains(out, "tester#1") || !strings.Contains(out, "1,000 kudos") || !strings.Contains(out, "Usage: 0 questions") || strings.Contains(out, hordetest.TestAPIKey) {
 		t.Errorf("me = %q", out)
 	}
 	if out := joined(r.call(t, "alice", "!unlink")); !strings.Contains(out, "forgotten") {

@@ -51,12 +51,22 @@ type Message struct {
 	Kudos    float64
 }
 
+// UserUsage is what a user has asked through the chat bots.
+type UserUsage struct {
+	Questions int
+	Kudos     float64
+}
+
 // Store is what the chat core needs from storage; the cmd layer adapts
 // *storage.Store to it (bot does not import storage).
 type Store interface {
 	UpsertUser(ctx context.Context, platform, platformID, displayName string) (User, error)
 	LinkHordeKey(ctx context.Context, userID int64, key, hordeUsername string, hordeUserID int64) error
 	LinkedKey(ctx context.Context, userID int64) (LinkedKey, error) // ErrNotFound when none
+	// HordeKey returns the linked key itself (for a live kudos look-up);
+	// ErrNotFound when none.
+	HordeKey(ctx context.Context, userID int64) (string, error)
+	Usage(ctx context.Context, userID int64) (UserUsage, error)
 	UnlinkHordeKey(ctx context.Context, userID int64) (bool, error)
 	CreateAPIToken(ctx context.Context, userID int64, name string) (string, error)
 	RevokeAPITokens(ctx context.Context, userID int64) (int, error)

@@ -154,3 +154,24 @@ func (s *Store) CountMessages(ctx context.Context, convID int64) (int, error) {
 	}
 	return n, nil
 }
+
+// Usage is what a user has asked of the Horde through the chat bots.
+type Usage struct {
+	Questions int     // chat turns the user asked
+	Kudos     float64 // kudos the answers to them cost
+}
+
+// UserUsage sums a user's stored chat turns. An answer is stored right
+// after its question in the same transaction, so it has the next id.
+func (s *Store) UserUsage(ctx context.Context, userID int64) (Usage, error) {
+	var u Usage
+	err := s.db.QueryRowContext(ctx, `
+		SELECT COUNT(*), COALESCE(SUM(a.kudos), 0)
+		FROM messages q
+		LEFT JOIN messages a ON a.id = q.id + 1 AND a.conversation_id = q.conversation_id AND a.role = 'assistant'
+		WHERE q.author_user_id = ? AND q.role = 'user'`, userID).Scan(&u.Questions, &u.Kudos)
+	if err != nil {
+		return Usage{}, fmt.Errorf("usage of user %d: %w", userID, err)
+	}
+	return u, nil
+}

@@ -156,3 +156,29 @@ func TestReplaceLastMessage(t *testing.T) {
 		t.Errorf("unknown conversation: %v", err)
 	}
 }
+
+func TestUserUsage(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	u := mustUser(t, s, "usage")
+	other := mustUser(t, s, "other")
+	conv := mustConversation(t, s, "test:usage")
+	turn := func(author int64, kudos float64) {
+		t.Helper()
+		if err := s.AppendMessages(ctx, conv.ID,
+			storage.Message{Role: storage.RoleUser, AuthorUserID: author, Content: "q"},
+			storage.Message{Role: storage.RoleAssistant, Content: "a", Kudos: kudos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	turn(u.ID, 12.5)
+	turn(other.ID, 100)
+	turn(u.ID, 7.5)
+	got, err := s.UserUsage(ctx, u.ID)
+	if err != nil || got.Questions != 2 || got.Kudos != 20 {
+		t.Fatalf("usage = %+v, %v", got, err)
+	}
+	if got, _ := s.UserUsage(ctx, 424242); got.Questions != 0 || got.Kudos != 0 {
+		t.Errorf("unknown user usage = %+v", got)
+	}
+}

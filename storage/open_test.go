@@ -231,9 +231,13 @@ func TestReopenIsIdempotent(t *testing.T) {
 		}
 		s.Close()
 	}
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v %v", files, err)
+	}
 	var version int
-	if err := rawDB(t, cfg.Path).QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 1 {
-		t.Fatalf("user_version = %d, %v; want 1", version, err)
+	if err := rawDB(t, cfg.Path).QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != len(files) {
+		t.Fatalf("user_version = %d, %v; want %d, one per migration", version, err, len(files))
 	}
 }
 

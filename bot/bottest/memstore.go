@@ -66,6 +66,35 @@ func (m *MemStore) LinkedKey(_ context.Context, uid int64) (bot.LinkedKey, error
 	return lk, nil
 }
 
+// HordeKey implements bot.Store.
+func (m *MemStore) HordeKey(_ context.Context, uid int64) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.Keys[uid]
+	if !ok {
+		return "", bot.ErrNotFound
+	}
+	return k, nil
+}
+
+// Usage implements bot.Store: an answer follows its question.
+func (m *MemStore) Usage(_ context.Context, uid int64) (bot.UserUsage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var u bot.UserUsage
+	for _, ms := range m.msgs {
+		for i, msg := range ms {
+			if msg.Role == "user" && msg.AuthorID == uid {
+				u.Questions++
+				if i+1 < len(ms) && ms[i+1].Role == "assistant" {
+					u.Kudos += ms[i+1].Kudos
+				}
+			}
+		}
+	}
+	return u, nil
+}
+
 // UnlinkHordeKey implements bot.Store.
 func (m *MemStore) UnlinkHordeKey(_ context.Context, uid int64) (bool, error) {
 	m.mu.Lock()

@@ -39,6 +39,19 @@ func (b botStore) LinkedKey(ctx context.Context, userID int64) (bot.LinkedKey, e
 	return bot.LinkedKey{Username: k.Username, UserID: k.UserID, LinkedAt: k.LinkedAt}, nil
 }
 
+func (b botStore) HordeKey(ctx context.Context, userID int64) (string, error) {
+	k, err := b.s.HordeKey(ctx, userID)
+	if err != nil {
+		return "", notFound(err)
+	}
+	return k.Key, nil
+}
+
+func (b botStore) Usage(ctx context.Context, userID int64) (bot.UserUsage, error) {
+	u, err := b.s.UserUsage(ctx, userID)
+	return bot.UserUsage{Questions: u.Questions, Kudos: u.Kudos}, err
+}
+
 func (b botStore) UnlinkHordeKey(ctx context.Context, userID int64) (bool, error) {
 	return b.s.UnlinkHordeKey(ctx, userID)
 }
