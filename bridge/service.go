@@ -495,10 +495,14 @@ func (s *Service) run(ctx context.Context, j *job) {
 			s.report(j, Progress{Stage: StageRetrying, Err: Classify(err)})
 			continue
 		}
-		j.err = Classify(err)
-		if s.life.Err() != nil && errors.Is(err, context.Canceled) {
-			return // closing: keep the Horde request and the journal entry
+		if s.life.Err() != nil {
+			// Closing: whatever ended the wait (the context, or the watch
+			// stopped with the scheduler), the Horde request and the
+			// journal entry are kept for the next start.
+			j.err = Classify(context.Canceled)
+			return
 		}
+		j.err = Classify(err)
 		if errors.Is(err, context.Canceled) || errors.Is(err, errDeadline) || errors.Is(err, errNotPossible) {
 			s.cancelAtHorde(j)
 		}

@@ -624,3 +624,29 @@ func TestDeliveryFailureIsRetriedAfterRestart(t *testing.T) {
 		t.Fatalf("redelivery = %+v, journal %+v", got, store.job(id))
 	}
 }
+
+// Closing the service keeps a job in flight journaled, however the wait for
+// it ends (the context, or the watch stopped with the scheduler).
+func TestCloseKeepsJobsJournaled(t *testing.T) {
+	for i := range 5 {
+		store := newMemStore()
+		d := &deliveries{}
+		r := newSvcRig(t, rigOptions{store: store, deliverers: map[string]Deliverer{"discord": d}, horde: []hordetest.Option{longAnswers, hordetest.WithWorkers(
+			hordetest.Worker{Name: "w", Models: []string{"koboldcpp/Fimbulvetr-11B-v2"}, TokensPerSecond: 1},
+		)}})
+		req := chat("keep me")
+		req.Target = "discord:c"
+		id, err := r.svc.Submit(context.Background(), req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.fake.Advance(time.Duration(i) * time.Second)
+		r.svc.Close()
+		if j := store.job(id); j.state != "" {
+			t.Fatalf("run %d: job ended %s (%s) on close instead of staying journaled", i, j.state, j.errMsg)
+		}
+		if len(d.all()) != 0 {
+			t.Fatalf("run %d: delivered on close: %+v", i, d.all())
+		}
+	}
+}
