@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/hordechat/hordechat/bot"
 	"github.com/hordechat/hordechat/bot/discord"
+	"github.com/hordechat/hordechat/bot/matrix"
 	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/bridge/openai"
 	"github.com/hordechat/hordechat/hordeapi"
@@ -35,6 +37,7 @@ type App struct {
 	v1      *openai.Server
 	engine  *bot.Engine      // nil when no chat platform is on
 	discord *discord.Adapter // nil when Discord is off
+	matrix  *matrix.Adapter  // nil when Matrix is off
 	sched   gocron.Scheduler
 	http    *http.Server
 	started time.Time
@@ -71,17 +74,31 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Discord.Enabled() {
+	if cfg.Discord.Enabled() || cfg.Matrix.Enabled() {
 		a.engine, err = bot.NewEngine(cfg.Chat, bot.Deps{Store: botStore{a.store}, Bridge: a.bridge, Keys: hordeKeys{a.horde}, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("create chat engine: %w", err)
 		}
+	}
+	// Platforms join the engine before the bridge starts, so jobs resumed
+	// after a restart find where to deliver.
+	if cfg.Discord.Enabled() {
 		a.discord, err = discord.New(cfg.Discord, a.engine, log)
 		if err != nil {
 			return nil, fmt.Errorf("create discord adapter: %w", err)
 		}
-		// Before the bridge starts, so resumed jobs find their platform.
 		a.engine.AddPlatform(a.discord)
+	}
+	if cfg.Matrix.Enabled() {
+		mcfg := cfg.Matrix
+		if mcfg.SessionFile == "" {
+			mcfg.SessionFile = filepath.Join(filepath.Dir(cfg.Storage.Path), "matrix-session.json")
+		}
+		a.matrix, err = matrix.New(mcfg, a.engine, log)
+		if err != nil {
+			return nil, fmt.Errorf("create matrix adapter: %w", err)
+		}
+		a.engine.AddPlatform(a.matrix)
 	}
 	a.v1, err = openai.New(cfg.OpenAI, openai.Deps{
 		Bridge: a.bridge, Tokens: tokenStore{a.store}, Keys: a.horde, DefaultModel: cfg.Bridge.DefaultModel,
@@ -180,7 +197,11 @@ func (a *App) Run(ctx context.Context) error {
 	platforms := 0
 	if a.discord != nil {
 		platforms++
-		go func() { platformErr <- a.discord.Run(platformCtx) }()
+		go func() { platformErr <- wrapErr("discord", a.discord.Run(platformCtx)) }()
+	}
+	if a.matrix != nil {
+		platforms++
+		go func() { platformErr <- wrapErr("matrix", a.matrix.Run(platformCtx)) }()
 	}
 
 	var addr net.Addr
@@ -204,9 +225,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	case err := <-platformErr:
 		platforms--
-		if err != nil {
-			runErr = fmt.Errorf("discord: %w", err)
-		}
+		runErr = err
 	}
 	// Stop intake first: HTTP, then the gateways; then the chat engine;
 	// the bridge keeps in-flight chat jobs journaled for the next start.
@@ -275,7 +294,7 @@ func (a *App) logPlatforms() {
 		a.log.Info("discord is off", "platform", "discord", "turn_on", "set discord.token (env HORDECHAT_DISCORD__TOKEN or discord.token_file)")
 	}
 	if a.cfg.Matrix.Enabled() {
-		a.log.Warn("matrix is configured but this build has no Matrix adapter yet; it stays off", "platform", "matrix")
+		a.log.Info("matrix is on", "platform", "matrix", "user_id", a.cfg.Matrix.UserID, "threads", a.cfg.Matrix.Threads, "end_to_end_encryption", "not supported yet: encrypted rooms get a notice")
 	} else {
 		a.log.Info("matrix is off", "platform", "matrix", "turn_on", "set matrix.homeserver, matrix.user_id and matrix.access_token or matrix.password (env HORDECHAT_MATRIX__...)")
 	}
@@ -288,6 +307,14 @@ func (a *App) logPlatforms() {
 		passkey = "on"
 	}
 	a.log.Info("horde", "base_url", a.cfg.Horde.BaseURL, "default_key", key, "identity_forwarding", passkey, "client_agent", a.horde.ClientAgent())
+}
+
+// wrapErr names the platform an error came from; nil stays nil.
+func wrapErr(platform string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", platform, err)
 }
 
 // newLogger builds the process logger from the [log] section.

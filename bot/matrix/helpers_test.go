@@ -1,0 +1,204 @@
+package matrix_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hordechat/hordechat/bot"
+	"github.com/hordechat/hordechat/bot/bottest"
+	"github.com/hordechat/hordechat/bot/matrix"
+	"github.com/hordechat/hordechat/bridge"
+	"github.com/hordechat/hordechat/bridge/bridgetest"
+	"github.com/hordechat/hordechat/hordeapi/hordetest"
+)
+
+// testTimeout guards against hangs; no test asserts on time.
+const testTimeout = 60 * time.Second
+
+func testCtx(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+const (
+	alice   = "@alice:hs.test"
+	mallory = "@mallory:hs.test"
+)
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// world is a fake homeserver, a fast fake Horde, a shared journal and chat
+// store: what survives a restart. A proc is one run on it.
+type world struct {
+	t       *testing.T
+	hs      *fakeHS
+	horde   *hordetest.Server
+	journal *bridgetest.MemStore
+	store   *bottest.MemStore
+	logs    *logBuffer
+	log     *slog.Logger
+
+	botCfg    bot.Config
+	bridgeCfg bridge.Config
+	mcfg      matrix.Config
+}
+
+func newWorld(t *testing.T, horde ...hordetest.Option) *world {
+	t.Helper()
+	w := &world{t: t, journal: bridgetest.NewMemStore(), store: bottest.NewMemStore(), logs: &logBuffer{}}
+	w.log = slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w.horde = bridgetest.FastHorde(t, horde...)
+	w.hs = newFakeHS(t)
+	w.botCfg = bot.DefaultConfig()
+	w.botCfg.UserRate = 0
+	w.botCfg.MaxProgressEdits = 0
+	w.bridgeCfg = bridge.DefaultConfig()
+	w.mcfg = matrix.DefaultConfig()
+	w.mcfg.Homeserver = w.hs.srv.URL
+	w.mcfg.UserID = w.hs.botID
+	w.mcfg.AccessToken = w.hs.token
+	return w
+}
+
+type proc struct {
+	engine  *bot.Engine
+	svc     *bridge.Service
+	adapter *matrix.Adapter
+	cancel  context.CancelFunc
+	done    chan error
+	once    sync.Once
+	t       *testing.T
+}
+
+// start wires a process in the order cmd does: engine, adapter,
+// AddPlatform, bridge Start, adapter Run; it returns after the first sync.
+func (w *world) start() *proc {
+	w.t.Helper()
+	p := &proc{done: make(chan error, 1), t: w.t}
+	svc, err := bridge.New(w.bridgeCfg, bridge.Deps{Client: bridgetest.Client(w.t, w.horde, ""), Store: w.journal, IdentitySecret: bridgetest.Secret, Log: w.log})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	p.svc = svc
+	func(svc *bridge.Service) {
+		p.engine, err = bot.NewEngine(w.botCfg, bot.Deps{Store: w.store, Bridge: svc, Keys: keyChecker{w.horde}, Log: w.log})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		p.adapter, err = matrix.New(w.mcfg, p.engine, w.log, matrix.WithSyncTimeout(20*time.Second))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		p.engine.AddPlatform(p.adapter)
+	}(svc)
+	if err := svc.RefreshModels(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() { p.done <- p.adapter.Run(ctx) }()
+	w.t.Cleanup(p.stop)
+	select {
+	case <-p.adapter.Ready():
+	case err := <-p.done:
+		w.t.Fatalf("Run ended before it was ready: %v", err)
+	case <-time.After(testTimeout):
+		w.t.Fatal("the adapter did not get ready")
+	}
+	return p
+}
+
+// stop shuts down in cmd's order: sync (intake), engine, bridge.
+func (p *proc) stop() {
+	p.once.Do(func() {
+		p.cancel()
+		if err := <-p.done; err != nil {
+			p.t.Errorf("Run: %v", err)
+		}
+		p.engine.Close()
+		p.svc.Close()
+	})
+}
+
+type keyChecker struct{ fake *hordetest.Server }
+
+func (k keyChecker) CheckKey(_ context.Context, key string) (bot.HordeAccount, error) {
+	u, ok := k.fake.User(key)
+	if !ok {
+		return bot.HordeAccount{}, &bridge.Error{Code: bridge.CodeInvalidKey, Message: "unknown key"}
+	}
+	return bot.HordeAccount{Username: u.Alias(), ID: int64(u.ID), Kudos: u.Kudos}, nil
+}
+
+var fastWorkers = []string{"fast-fimbulvetr", "fast-hermes"}
+
+func (w *world) workers(online bool) {
+	for _, n := range fastWorkers {
+		if !w.horde.SetWorkerOnline(n, online) {
+			w.t.Fatalf("no worker %s", n)
+		}
+	}
+}
+
+func (w *world) submits() []hordetest.RecordedRequest {
+	return w.horde.RequestsTo(http.MethodPost, "/api/v2/generate/text/async")
+}
+
+func replyNumber(j hordetest.Job) string {
+	return fmt.Sprintf("Reply number %d", strings.Count(j.Prompt, "Reply number")+1)
+}
+
+// text is a plain m.text content.
+func text(body string) map[string]any {
+	return map[string]any{"msgtype": "m.text", "body": body}
+}
+
+// mentionBot is a message in a group room that mentions the bot.
+func (w *world) mentionBot(body string) map[string]any {
+	c := text("hordechat: " + body)
+	c["m.mentions"] = map[string]any{"user_ids": []string{w.hs.botID}}
+	return c
+}
+
+// inThread is a message in the thread rooted at root.
+func inThread(body, root string) map[string]any {
+	c := text(body)
+	c["m.relates_to"] = map[string]any{"rel_type": "m.thread", "event_id": root, "is_falling_back": true,
+		"m.in_reply_to": map[string]any{"event_id": root}}
+	return c
+}
+
+// noPings asserts the bot's event mentions nobody.
+func noPings(t *testing.T, e fakeEvent) {
+	t.Helper()
+	m, ok := e.Content["m.mentions"].(map[string]any)
+	if !ok || len(m) != 0 {
+		t.Errorf("event %s has m.mentions %v, want {}", e.ID, e.Content["m.mentions"])
+	}
+}
