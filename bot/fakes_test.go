@@ -145,23 +145,13 @@ type rig struct {
 	plat   *fakePlatform
 }
 
-type keyChecker struct{ fake *hordetest.Server }
-
-func (k keyChecker) CheckKey(ctx context.Context, key string) (bot.HordeAccount, error) {
-	u, ok := k.fake.User(key)
-	if !ok {
-		return bot.HordeAccount{}, &bridge.Error{Code: bridge.CodeInvalidKey, Message: "unknown key"}
-	}
-	return bot.HordeAccount{Username: u.Alias(), ID: int64(u.ID), Kudos: u.Kudos}, nil
-}
-
 func newRig(t *testing.T, cfg bot.Config, limit int, horde ...hordetest.Option) *rig {
 	t.Helper()
 	fake := bridgetest.FastHorde(t, horde...)
 	r := &rig{fake: fake, store: bottest.NewMemStore(), plat: newFakePlatform(limit)}
 	var err error
 	r.svc = bridgetest.Service(t, bridge.DefaultConfig(), fake, bridgetest.NewMemStore(), func(svc *bridge.Service) {
-		r.engine, err = bot.NewEngine(cfg, bot.Deps{Store: r.store, Bridge: svc, Keys: keyChecker{fake}})
+		r.engine, err = bot.NewEngine(cfg, bot.Deps{Store: r.store, Bridge: svc, Keys: bottest.KeyChecker{Fake: fake}})
 		if err != nil {
 			t.Fatal(err)
 		}

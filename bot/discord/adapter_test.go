@@ -266,7 +266,7 @@ func TestRestartMidJobDeliversOnce(t *testing.T) {
 	placeholder := w.waitBot(q.ID, "Asking the Horde")
 	// Engine.Close waits for the turn, which returns once the job is
 	// submitted and journaled; the bridge keeps it when closed.
-	first.stop()
+	first.Stop()
 	if n := w.journal.States()[""]; n != 1 {
 		t.Fatalf("%d unfinished jobs in the journal, want 1", n)
 	}
@@ -291,7 +291,7 @@ func TestRestartMidJobDeliversOnce(t *testing.T) {
 	}
 	// Bridge.Close waits for deliveries in progress, so the turn is stored
 	// and the job closed once the process is stopped.
-	second.stop()
+	second.Stop()
 	if hist := w.store.History("discord:" + w.guild.ID + ":" + q.ID); len(hist) != 2 || hist[1].Content != "Reply number 1" {
 		t.Fatalf("history = %+v", hist)
 	}
@@ -427,7 +427,7 @@ func TestCommandsAreRegisteredOnceAndStayStable(t *testing.T) {
 		byName[c.Name] = c
 	}
 	var want []string
-	for _, c := range p.engine.Commands().All() {
+	for _, c := range p.Engine.Commands().All() {
 		want = append(want, c.Name)
 		if byName[c.Name] == nil {
 			t.Errorf("command %s not registered", c.Name)
@@ -455,7 +455,7 @@ func TestCommandsAreRegisteredOnceAndStayStable(t *testing.T) {
 
 	// A restart overwrites with the same definitions: same ids, same
 	// versions.
-	p.stop()
+	p.Stop()
 	w.start()
 	for _, c := range w.fake.Commands("") {
 		if old := byName[c.Name]; old == nil || old.ID != c.ID || old.Version != c.Version {

@@ -108,83 +108,26 @@ func newWorld(t *testing.T, horde ...hordetest.Option) *world {
 
 // proc is one process: engine, bridge and adapter.
 type proc struct {
-	engine  *bot.Engine
-	svc     *bridge.Service
+	*bottest.Proc
 	adapter *discord.Adapter
-	cancel  context.CancelFunc
-	done    chan error
-	once    sync.Once
-	t       *testing.T
 }
 
 // start wires a process in the order cmd does: engine, adapter,
 // AddPlatform, bridge Start, adapter Run.
 func (w *world) start() *proc {
 	w.t.Helper()
-	p := &proc{done: make(chan error, 1), t: w.t}
-	p.svc = bridgetest.Service(w.t, w.bridgeCfg, w.horde, w.journal, func(svc *bridge.Service) {
+	bw := &bottest.World{Horde: w.horde, Journal: w.journal, Store: w.store, Log: w.log, BotCfg: w.botCfg, BridgeCfg: w.bridgeCfg}
+	var a *discord.Adapter
+	p := bw.Start(w.t, func(e *bot.Engine) (bottest.Adapter, error) {
 		var err error
-		p.engine, err = bot.NewEngine(w.botCfg, bot.Deps{Store: w.store, Bridge: svc, Keys: keyChecker{w.horde}, Log: w.log})
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		p.adapter, err = discord.New(w.dcfg, p.engine, w.log, discord.WithClock(w.fake.Clock()))
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		p.engine.AddPlatform(p.adapter)
+		a, err = discord.New(w.dcfg, e, w.log, discord.WithClock(w.fake.Clock()))
+		return a, err
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go func() { p.done <- p.adapter.Run(ctx) }()
-	w.t.Cleanup(p.stop)
-	select {
-	case <-p.adapter.Ready():
-	case err := <-p.done:
-		w.t.Fatalf("Run ended before it was ready: %v", err)
-	case <-time.After(testTimeout):
-		w.t.Fatal("the adapter did not get ready")
-	}
-	return p
+	return &proc{Proc: p, adapter: a}
 }
 
-// stop shuts down in cmd's order: the gateway (intake) first, then the
-// engine, then the bridge (journaled jobs stay).
-func (p *proc) stop() {
-	p.once.Do(func() {
-		p.cancel()
-		if err := <-p.done; err != nil {
-			p.t.Errorf("Run: %v", err)
-		}
-		p.engine.Close()
-		p.svc.Close()
-	})
-}
-
-// keyChecker checks Horde keys against the fake Horde's users.
-type keyChecker struct{ fake *hordetest.Server }
-
-func (k keyChecker) CheckKey(_ context.Context, key string) (bot.HordeAccount, error) {
-	u, ok := k.fake.User(key)
-	if !ok {
-		return bot.HordeAccount{}, &bridge.Error{Code: bridge.CodeInvalidKey, Message: "unknown key"}
-	}
-	return bot.HordeAccount{Username: u.Alias(), ID: int64(u.ID), Kudos: u.Kudos}, nil
-}
-
-// Worker names of bridgetest.FastHorde.
-var fastWorkers = []string{"fast-fimbulvetr", "fast-hermes"}
-
-// workers takes the fake Horde's workers off or back on: while off, jobs
-// wait in the queue (they still count as possible), so a test decides
-// when an answer can come.
-func (w *world) workers(online bool) {
-	for _, n := range fastWorkers {
-		if !w.horde.SetWorkerOnline(n, online) {
-			w.t.Fatalf("no worker %s", n)
-		}
-	}
-}
+// workers takes the fake Horde's workers off or back on.
+func (w *world) workers(online bool) { bridgetest.SetWorkersOnline(w.t, w.horde, online) }
 
 // mention is a message from alice to the bot in #general.
 func (w *world) mention(text string) *discordgo.Message {

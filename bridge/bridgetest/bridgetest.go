@@ -147,6 +147,21 @@ func (m *MemStore) States() map[bridge.JobState]int {
 	return out
 }
 
+// FastWorkers are the names of FastHorde's workers.
+var FastWorkers = []string{"fast-fimbulvetr", "fast-hermes"}
+
+// SetWorkersOnline takes FastHorde's workers off or back on: while off,
+// jobs wait in the queue (still possible), so a test decides when an
+// answer can come.
+func SetWorkersOnline(tb testing.TB, fake *hordetest.Server, online bool) {
+	tb.Helper()
+	for _, n := range FastWorkers {
+		if !fake.SetWorkerOnline(n, online) {
+			tb.Fatalf("no worker %s", n)
+		}
+	}
+}
+
 // FastHorde starts a fake Horde on a real clock whose workers answer
 // within milliseconds, with rate limits off, for tests above the bridge.
 func FastHorde(tb testing.TB, opts ...hordetest.Option) *hordetest.Server {
