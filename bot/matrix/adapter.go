@@ -59,6 +59,10 @@ type Adapter struct {
 	log         *slog.Logger
 	httpClient  *http.Client
 	syncTimeout time.Duration
+	keyWait     time.Duration
+
+	// e2e is end-to-end encryption, nil when matrix.encryption is off.
+	e2e e2ee
 
 	cli   *mautrix.Client
 	ready chan struct{}
@@ -107,6 +111,7 @@ func New(cfg Config, engine *bot.Engine, log *slog.Logger, opts ...Option) (*Ada
 	a := &Adapter{
 		cfg: cfg, engine: engine, log: log.With("component", "matrix"),
 		syncTimeout: 30 * time.Second,
+		keyWait:     10 * time.Second,
 		ready:       make(chan struct{}),
 		loggedIn:    make(chan struct{}),
 		work:        make(chan func(context.Context), 256),
@@ -159,6 +164,18 @@ func (a *Adapter) Run(ctx context.Context) error {
 	if err := a.login(ctx); err != nil {
 		return err
 	}
+	if a.cfg.Encryption {
+		e, err := a.newE2EE(ctx)
+		if err != nil {
+			return err
+		}
+		a.e2e = e
+		defer func() {
+			if err := e.close(); err != nil {
+				a.log.Warn("close matrix crypto database", "err", err)
+			}
+		}()
+	}
 	close(a.loggedIn)
 	a.mu.Lock()
 	a.startedAt = time.Now()
@@ -206,6 +223,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = time.Second
+		if a.e2e != nil {
+			a.e2e.processSync(ctx, resp, since)
+		}
 		a.handleSync(ctx, resp, since == "")
 		if since == "" {
 			close(a.ready)

@@ -45,6 +45,17 @@ type Config struct {
 	// Workers is how many events are handled at once; the sync loop only
 	// queues them.
 	Workers int `koanf:"workers"`
+	// Encryption turns on end-to-end encryption (needs a build with
+	// -tags goolm): the bot reads and answers in encrypted rooms and DMs.
+	// Its keys are kept in CryptoDatabase, pickled with PickleKey.
+	Encryption bool `koanf:"encryption"`
+	// CryptoDatabase is the SQLite file of the encryption keys; empty
+	// means matrix-crypto.db beside SessionFile.
+	CryptoDatabase string `koanf:"crypto_database"`
+	// PickleKey encrypts the keys at rest; empty means a random key made
+	// once and kept in matrix-pickle.key (mode 0600) beside SessionFile.
+	// Losing it loses the keys (the bot then needs a new device).
+	PickleKey string `koanf:"pickle_key" secret:"true"`
 }
 
 // DefaultConfig returns the [matrix] defaults: off.
@@ -105,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEdits < 0 || c.MaxEdits > 100 {
 		return fmt.Errorf("matrix.max_edits %d: must be between 0 and 100", c.MaxEdits)
+	}
+	if c.Encryption && c.SessionFile == "" && c.CryptoDatabase == "" {
+		return errors.New("matrix.encryption: needs matrix.session_file or matrix.crypto_database, where the encryption keys are kept")
 	}
 	if c.Workers < 1 || c.Workers > 64 {
 		return fmt.Errorf("matrix.workers %d: must be between 1 and 64", c.Workers)

@@ -42,11 +42,11 @@ func (a *Adapter) handleSync(ctx context.Context, resp *mautrix.RespSync, first 
 			if evt.Sender.String() == a.cfg.UserID {
 				continue
 			}
-			if evt.Type == event.EventEncrypted {
+			if evt.Type == event.EventEncrypted && a.e2e == nil {
 				a.noticeEncrypted(ctx, roomID, evt)
 				continue
 			}
-			if evt.Type != event.EventMessage {
+			if evt.Type != event.EventMessage && evt.Type != event.EventEncrypted {
 				continue
 			}
 			evt.RoomID = roomID
@@ -58,6 +58,10 @@ func (a *Adapter) handleSync(ctx context.Context, resp *mautrix.RespSync, first 
 				continue
 			}
 			e := evt
+			if e.Type == event.EventEncrypted {
+				a.enqueue(ctx, func(ctx context.Context) { a.onEncrypted(ctx, e) })
+				continue
+			}
 			a.enqueue(ctx, func(ctx context.Context) { a.onMessage(ctx, e) })
 		}
 	}
@@ -67,7 +71,7 @@ func (a *Adapter) handleSync(ctx context.Context, resp *mautrix.RespSync, first 
 }
 
 // noticeEncrypted tells a room once per run that the bot cannot read
-// encrypted messages (end-to-end encryption is not supported yet).
+// encrypted messages (matrix.encryption is off).
 func (a *Adapter) noticeEncrypted(ctx context.Context, room id.RoomID, evt *event.Event) {
 	a.mu.Lock()
 	told := a.toldEncrypted[room] || evt.Timestamp < a.startedAt.Add(-oldEventMargin).UnixMilli()

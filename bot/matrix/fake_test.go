@@ -38,6 +38,7 @@ type fakeHS struct {
 	uploads  map[string][]byte
 	bodies   []string // every request body
 	nextID   int
+	keys     *fakeKeys // end-to-end encryption (fake_keys_test.go)
 }
 
 // entry is one item of the sync stream.
@@ -69,6 +70,7 @@ func newFakeHS(t *testing.T) *fakeHS {
 		writeJSON(w, 200, map[string]any{"versions": []string{"v1.11", "v1.12"}})
 	})
 	mux.HandleFunc("POST /_matrix/client/v3/login", f.login)
+	f.keyRoutes(mux)
 	mux.HandleFunc("GET /_matrix/client/v3/account/whoami", f.auth(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"user_id": f.botID, "device_id": "BOTDEVICE"})
 	}))
@@ -221,7 +223,7 @@ func (f *fakeHS) sync(w http.ResponseWriter, r *http.Request) {
 	deadline := time.After(time.Duration(timeout) * time.Millisecond)
 	for {
 		f.mu.Lock()
-		if len(f.stream) > since || timeout == 0 {
+		if len(f.stream) > since || timeout == 0 || f.pendingToBot() {
 			resp := f.syncResponse(since)
 			f.mu.Unlock()
 			writeJSON(w, 200, resp)
@@ -261,7 +263,9 @@ func (f *fakeHS) syncResponse(since int) map[string]any {
 		tl := jr["timeline"].(map[string]any)
 		tl["events"] = append(tl["events"].([]any), e.evt)
 	}
-	return map[string]any{"next_batch": strconv.Itoa(len(f.stream)), "rooms": map[string]any{"join": join, "invite": invite}}
+	resp := map[string]any{"next_batch": strconv.Itoa(len(f.stream)), "rooms": map[string]any{"join": join, "invite": invite}}
+	f.syncKeys(resp)
+	return resp
 }
 
 func (f *fakeHS) send(w http.ResponseWriter, r *http.Request) {

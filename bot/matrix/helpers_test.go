@@ -64,6 +64,7 @@ type world struct {
 	botCfg    bot.Config
 	bridgeCfg bridge.Config
 	mcfg      matrix.Config
+	opts      []matrix.Option // more adapter options
 }
 
 func newWorld(t *testing.T, horde ...hordetest.Option) *world {
@@ -108,7 +109,7 @@ func (w *world) start() *proc {
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		p.adapter, err = matrix.New(w.mcfg, p.engine, w.log, matrix.WithSyncTimeout(20*time.Second))
+		p.adapter, err = matrix.New(w.mcfg, p.engine, w.log, append([]matrix.Option{matrix.WithSyncTimeout(20 * time.Second)}, w.opts...)...)
 		if err != nil {
 			w.t.Fatal(err)
 		}

@@ -80,7 +80,14 @@ func (a *Adapter) send(ctx context.Context, room string, c *event.MessageEventCo
 		return "", err
 	}
 	fit(c)
-	resp, err := a.cli.SendMessageEvent(ctx, id.RoomID(room), event.EventMessage, c, mautrix.ReqSendEvent{TransactionID: txnID(key)})
+	typ, payload := event.EventMessage, any(c)
+	if a.e2e != nil {
+		var err error
+		if typ, payload, err = a.e2e.encrypt(ctx, id.RoomID(room), c); err != nil {
+			return "", err
+		}
+	}
+	resp, err := a.cli.SendMessageEvent(ctx, id.RoomID(room), typ, payload, mautrix.ReqSendEvent{TransactionID: txnID(key)})
 	if err != nil {
 		return "", fmt.Errorf("matrix send: %w", err)
 	}

@@ -294,7 +294,7 @@ func (a *App) logPlatforms() {
 		a.log.Info("discord is off", "platform", "discord", "turn_on", "set discord.token (env HORDECHAT_DISCORD__TOKEN or discord.token_file)")
 	}
 	if a.cfg.Matrix.Enabled() {
-		a.log.Info("matrix is on", "platform", "matrix", "user_id", a.cfg.Matrix.UserID, "threads", a.cfg.Matrix.Threads, "end_to_end_encryption", "not supported yet: encrypted rooms get a notice")
+		a.log.Info("matrix is on", "platform", "matrix", "user_id", a.cfg.Matrix.UserID, "threads", a.cfg.Matrix.Threads, "end_to_end_encryption", a.cfg.Matrix.Encryption)
 	} else {
 		a.log.Info("matrix is off", "platform", "matrix", "turn_on", "set matrix.homeserver, matrix.user_id and matrix.access_token or matrix.password (env HORDECHAT_MATRIX__...)")
 	}
