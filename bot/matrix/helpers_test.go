@@ -84,88 +84,31 @@ func newWorld(t *testing.T, horde ...hordetest.Option) *world {
 	return w
 }
 
+// proc is one process: engine, bridge and adapter.
 type proc struct {
-	engine  *bot.Engine
-	svc     *bridge.Service
+	*bottest.Proc
 	adapter *matrix.Adapter
-	cancel  context.CancelFunc
-	done    chan error
-	once    sync.Once
-	t       *testing.T
 }
 
 // start wires a process in the order cmd does: engine, adapter,
 // AddPlatform, bridge Start, adapter Run; it returns after the first sync.
 func (w *world) start() *proc {
 	w.t.Helper()
-	p := &proc{done: make(chan error, 1), t: w.t}
-	svc, err := bridge.New(w.bridgeCfg, bridge.Deps{Client: bridgetest.Client(w.t, w.horde, ""), Store: w.journal, IdentitySecret: bridgetest.Secret, Log: w.log})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	p.svc = svc
-	func(svc *bridge.Service) {
-		p.engine, err = bot.NewEngine(w.botCfg, bot.Deps{Store: w.store, Bridge: svc, Keys: keyChecker{w.horde}, Log: w.log})
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		p.adapter, err = matrix.New(w.mcfg, p.engine, w.log, append([]matrix.Option{matrix.WithSyncTimeout(20 * time.Second)}, w.opts...)...)
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		p.engine.AddPlatform(p.adapter)
-	}(svc)
-	if err := svc.RefreshModels(context.Background()); err != nil {
-		w.t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		w.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go func() { p.done <- p.adapter.Run(ctx) }()
-	w.t.Cleanup(p.stop)
-	select {
-	case <-p.adapter.Ready():
-	case err := <-p.done:
-		w.t.Fatalf("Run ended before it was ready: %v", err)
-	case <-time.After(testTimeout):
-		w.t.Fatal("the adapter did not get ready")
-	}
-	return p
+	bw := &bottest.World{Horde: w.horde, Journal: w.journal, Store: w.store, Log: w.log, BotCfg: w.botCfg, BridgeCfg: w.bridgeCfg}
+	var a *matrix.Adapter
+	p := bw.Start(w.t, func(e *bot.Engine) (bottest.Adapter, error) {
+		var err error
+		a, err = matrix.New(w.mcfg, e, w.log, append([]matrix.Option{matrix.WithSyncTimeout(20 * time.Second)}, w.opts...)...)
+		return a, err
+	})
+	return &proc{Proc: p, adapter: a}
 }
 
 // stop shuts down in cmd's order: sync (intake), engine, bridge.
-func (p *proc) stop() {
-	p.once.Do(func() {
-		p.cancel()
-		if err := <-p.done; err != nil {
-			p.t.Errorf("Run: %v", err)
-		}
-		p.engine.Close()
-		p.svc.Close()
-	})
-}
+func (p *proc) stop() { p.Stop() }
 
-type keyChecker struct{ fake *hordetest.Server }
-
-func (k keyChecker) CheckKey(_ context.Context, key string) (bot.HordeAccount, error) {
-	u, ok := k.fake.User(key)
-	if !ok {
-		return bot.HordeAccount{}, &bridge.Error{Code: bridge.CodeInvalidKey, Message: "unknown key"}
-	}
-	return bot.HordeAccount{Username: u.Alias(), ID: int64(u.ID), Kudos: u.Kudos}, nil
-}
-
-var fastWorkers = []string{"fast-fimbulvetr", "fast-hermes"}
-
-func (w *world) workers(online bool) {
-	for _, n := range fastWorkers {
-		if !w.horde.SetWorkerOnline(n, online) {
-			w.t.Fatalf("no worker %s", n)
-		}
-	}
-}
+// workers takes the fake Horde's workers off or back on.
+func (w *world) workers(online bool) { bridgetest.SetWorkersOnline(w.t, w.horde, online) }
 
 func (w *world) submits() []hordetest.RecordedRequest {
 	return w.horde.RequestsTo(http.MethodPost, "/api/v2/generate/text/async")
