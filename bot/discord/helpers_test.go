@@ -1,15 +1,12 @@
 package discord_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/bwmarrin/discordgo"
 
@@ -23,13 +20,9 @@ import (
 )
 
 // testTimeout guards against hangs; no test asserts on time.
-const testTimeout = 60 * time.Second
+const testTimeout = bottest.Timeout
 
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
+func testCtx(tb testing.TB) context.Context { return bottest.Context(tb) }
 
 // Fixed ids so that a Horde responder (which runs under the fake Horde's
 // lock, before the world exists) can name them.
@@ -40,22 +33,7 @@ const (
 )
 
 // logBuffer collects the slog output of the engine and the adapter.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = bottest.LogBuffer
 
 // world is a fake Discord with a guild, a #general channel and two users,
 // a fast fake Horde, a shared journal and chat store: what survives a

@@ -1,13 +1,11 @@
 package matrix_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,35 +18,17 @@ import (
 )
 
 // testTimeout guards against hangs; no test asserts on time.
-const testTimeout = 60 * time.Second
+const testTimeout = bottest.Timeout
 
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
+func testCtx(tb testing.TB) context.Context { return bottest.Context(tb) }
 
 const (
 	alice   = "@alice:hs.test"
 	mallory = "@mallory:hs.test"
 )
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer collects the slog output of the engine and the adapter.
+type logBuffer = bottest.LogBuffer
 
 // world is a fake homeserver, a fast fake Horde, a shared journal and chat
 // store: what survives a restart. A proc is one run on it.
