@@ -34,6 +34,7 @@ func TestChatAnswersAndKeepsHistory(t *testing.T) {
 	r.plat.waitFor(t, "first answer", answered(1))
 	r.engine.HandleMessage(context.Background(), r.incoming("alice", "Tell me more"))
 	r.plat.waitFor(t, "second answer", answered(2))
+	r.svc.Close() // waits for the delivery, which stores the turn after posting it
 
 	hist := r.store.History("test:chan-1")
 	if len(hist) != 4 || hist[0].Content != "What is the Horde?" || hist[0].Name != "User alice" || hist[1].Role != "assistant" || hist[1].Content != "Reply number 1" || hist[3].Content != "Reply number 2" {
@@ -217,8 +218,9 @@ func TestRegenerateReplacesTheAnswer(t *testing.T) {
 	r.plat.waitFor(t, "first answer", answered(1))
 	r.engine.Button(context.Background(), in, "regenerate")
 	r.plat.waitFor(t, "second answer", answered(2))
-	// The history is stored right after the answer is posted.
-	r.engine.Close()
+	// The history is stored right after the answer is posted; closing the
+	// bridge waits for deliveries in progress.
+	r.svc.Close()
 	hist := r.store.History("test:chan-1")
 	if len(hist) != 2 || hist[0].Content != "Pick a number" || hist[1].Content != "Answer 2" {
 		t.Fatalf("history = %+v", hist)

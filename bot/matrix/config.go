@@ -102,7 +102,7 @@ func (c Config) Validate() error {
 		return errors.New("matrix.access_token: contains white space; paste the token alone")
 	}
 	if c.CommandPrefix == "" || strings.ContainsAny(c.CommandPrefix, " \t\r\n") || len(c.CommandPrefix) > 8 {
-		return fmt.Errorf("matrix.command_prefix %q: must be 1 to 8 characters without spaces, such as !", c.CommandPrefix)
+		return fmt.Errorf("matrix.command_prefix %q: must be 1 to 8 characters without spaces, such as \"!\"", c.CommandPrefix)
 	}
 	for _, s := range c.InviteServers {
 		if s == "" || strings.ContainsAny(s, " /@") {

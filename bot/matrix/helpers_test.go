@@ -17,9 +17,6 @@ import (
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
-// testTimeout guards against hangs; no test asserts on time.
-const testTimeout = bottest.Timeout
-
 func testCtx(tb testing.TB) context.Context { return bottest.Context(tb) }
 
 const (
