@@ -162,6 +162,16 @@ func (e *Engine) drain(conversation string, q chan func()) {
 	}
 }
 
+// Knows reports whether the bot already converses under conversationID,
+// so an adapter can recognise its threads after a restart.
+func (e *Engine) Knows(ctx context.Context, conversationID string) bool {
+	ok, err := e.store.HasActiveConversation(ctx, conversationID)
+	if err != nil {
+		e.log.Warn("look up conversation", "err", err)
+	}
+	return ok
+}
+
 // HandleMessage takes a chat message (a mention, a DM, a thread reply) and
 // answers it in the background. It never blocks on the Horde.
 func (e *Engine) HandleMessage(ctx context.Context, in Incoming) {

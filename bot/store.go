@@ -73,6 +73,9 @@ type Store interface {
 	UserSettings(ctx context.Context, userID int64) (Settings, error)
 	SaveUserSettings(ctx context.Context, userID int64, s Settings) error
 	ActiveConversation(ctx context.Context, key string) (Conversation, error)
+	// HasActiveConversation reports, without creating one, whether the bot
+	// has an active conversation under key.
+	HasActiveConversation(ctx context.Context, key string) (bool, error)
 	EndConversation(ctx context.Context, key string) (bool, error)
 	SetConversationSystemPrompt(ctx context.Context, id int64, prompt string) error
 	AppendMessages(ctx context.Context, conversationID int64, msgs ...Message) error

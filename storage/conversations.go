@@ -119,3 +119,17 @@ func (s *Store) setConversationField(ctx context.Context, id int64, column, valu
 	}
 	return nil
 }
+
+// HasActiveConversation reports whether key has an active conversation
+// (the bot has taken part in it and it was not ended), without creating one.
+func (s *Store) HasActiveConversation(ctx context.Context, key string) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, "SELECT 1 FROM conversations WHERE key = ? AND ended_at IS NULL", key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up conversation %q: %w", key, err)
+	}
+	return true, nil
+}

@@ -119,3 +119,26 @@ func TestActiveConversationConcurrentStart(t *testing.T) {
 		}
 	}
 }
+
+func TestHasActiveConversation(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	if ok, err := s.HasActiveConversation(ctx, "test:none"); ok || err != nil {
+		t.Fatalf("unknown key: %v, %v", ok, err)
+	}
+	if _, err := s.ActiveConversation(ctx, "test:yes"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.HasActiveConversation(ctx, "test:yes"); !ok || err != nil {
+		t.Fatalf("active: %v, %v", ok, err)
+	}
+	if _, err := s.EndConversation(ctx, "test:yes"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.HasActiveConversation(ctx, "test:yes"); ok {
+		t.Error("ended conversation still active")
+	}
+	if ok, _ := s.HasActiveConversation(ctx, "test:none"); ok {
+		t.Error("the look-up created a conversation")
+	}
+}

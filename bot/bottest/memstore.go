@@ -151,6 +151,14 @@ func (m *MemStore) ActiveConversation(_ context.Context, key string) (bot.Conver
 	return *m.byID[c.ID], nil
 }
 
+// HasActiveConversation implements bot.Store.
+func (m *MemStore) HasActiveConversation(_ context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.convs[key]
+	return ok, nil
+}
+
 // EndConversation implements bot.Store.
 func (m *MemStore) EndConversation(_ context.Context, key string) (bool, error) {
 	m.mu.Lock()

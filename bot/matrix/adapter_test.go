@@ -96,6 +96,11 @@ func TestMentionInGroupRoomStartsThread(t *testing.T) {
 	if n := len(w.submits()); n != 2 {
 		t.Errorf("%d submits, want 2 (the chatter is not for the bot)", n)
 	}
+
+	// After a restart the bot still knows its thread.
+	w.start()
+	w.hs.message(room, alice, inThread("and after a restart?", q))
+	w.hs.waitBot(ctx, room, "Reply number 3")
 }
 
 func TestLinkInDirectMessageIsStoredAndRedacted(t *testing.T) {

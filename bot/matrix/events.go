@@ -216,6 +216,11 @@ func (a *Adapter) onMessage(ctx context.Context, evt *event.Event) {
 	a.mu.Lock()
 	inMyThread := threadRoot != "" && a.threads[evt.RoomID.String()+"|"+threadRoot.String()]
 	a.mu.Unlock()
+	if threadRoot != "" && !inMyThread && !mentioned && !dm {
+		// After a restart the in-memory list is empty: a stored
+		// conversation says the bot took part in this thread.
+		inMyThread = a.engine.Knows(ctx, "matrix:"+evt.RoomID.String()+":"+threadRoot.String())
+	}
 
 	name := members[evt.Sender]
 	if name == "" {

@@ -88,6 +88,10 @@ func (b botStore) ActiveConversation(ctx context.Context, key string) (bot.Conve
 	return bot.Conversation{ID: c.ID, Key: c.Key, SystemPrompt: c.SystemPrompt, Model: c.Model}, err
 }
 
+func (b botStore) HasActiveConversation(ctx context.Context, key string) (bool, error) {
+	return b.s.HasActiveConversation(ctx, key)
+}
+
 func (b botStore) EndConversation(ctx context.Context, key string) (bool, error) {
 	return b.s.EndConversation(ctx, key)
 }
