@@ -73,3 +73,19 @@ $(DENDRITE_STAMP):
 test-matrix-integration:
 	@$(MAKE) --no-print-directory dendrite || echo "test-matrix-integration: Dendrite $(DENDRITE_VERSION) could not be built; the integration test will skip"
 	HORDECHAT_DENDRITE=$(DENDRITE_BIN) $(GO) test -tags $(TAGS) -count=1 -v -run Dendrite ./bot/matrix/
+
+## fuzz: run every fuzz target for FUZZTIME each (default 10s), one after another
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	FuzzDecodeChatRequest:./bridge/openai \
+	FuzzLoadConfig:./cmd/hordechat \
+	FuzzParseText:./bot \
+	FuzzDecodeResponses:./hordeapi
+
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done

@@ -3,6 +3,7 @@ package hordeapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -196,7 +197,7 @@ func (w *Worker) TokensPerSecond() float64 {
 		return 0
 	}
 	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil || v < 0 {
+	if err != nil || !(v >= 0) || math.IsInf(v, 1) { // also NaN and Inf
 		return 0
 	}
 	return v

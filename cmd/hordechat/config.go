@@ -132,7 +132,9 @@ func loadConfig(path string, environ []string) (Config, error) {
 	if path != "" {
 		fk := koanf.New(".")
 		if err := fk.Load(file.Provider(path), toml.Parser()); err != nil {
-			return Config{}, fmt.Errorf("read config %s: %w", path, err)
+			// The TOML parser may quote the offending character raw (a
+			// newline, say): keep the error on one line.
+			return Config{}, fmt.Errorf("read config %s: %s", escapeControl(path), escapeControl(err.Error()))
 		}
 		if err := keys.check(fk.Keys(), func(key string) string { return fmt.Sprintf("%s in %s", key, path) }); err != nil {
 			return Config{}, err
@@ -266,6 +268,10 @@ func configKeys(t reflect.Type) keySet {
 // A secret may also be given as <key>_file.
 func (ks keySet) check(keys []string, where func(string) string) error {
 	sort.Strings(keys)
+	// A quoted TOML key may hold newlines or control characters: escape
+	// them so the error stays on one line.
+	plainWhere := where
+	where = func(key string) string { return escapeControl(plainWhere(key)) }
 	for _, key := range keys {
 		if _, ok := ks.leaves[key]; ok {
 			continue
@@ -366,6 +372,16 @@ func (ks keySet) suggest(key string) string {
 		}
 	}
 	return best
+}
+
+// escapeControl escapes newlines and other unprintable characters, as Go
+// string literals do, so that an error stays on one line.
+func escapeControl(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // cleanDecodeError turns mapstructure's multi-line error into one line.
