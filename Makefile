@@ -6,17 +6,26 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.buildVersion=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.6.1
 
-.PHONY: run test bench build lint fmt fake-horde check-config clean
+.PHONY: run test test-faults bench build lint fmt fake-horde check-config clean
 
 ## run: start hordechat with the embedded defaults (./data, anonymous key, HTTP on 127.0.0.1:8080)
 run:
 	@$(GO) build -tags $(TAGS) -ldflags '-X main.buildVersion=$(VERSION)' -o bin/hordechat ./cmd/hordechat
 	./bin/hordechat run
 
-## test: vet and every test with the race detector
+## test: vet, every test with the race detector (the fault suites included),
+## then a short run of every fuzz target (TEST_FUZZTIME each; 0 skips it)
+TEST_FUZZTIME ?= 3s
 test:
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) test -race -tags $(TAGS) -count=1 ./...
+	@if [ "$(TEST_FUZZTIME)" != 0 ]; then $(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME); fi
+
+## test-faults: only the fault suites: kill -9 mid-flight, Horde faults on
+## 1,000 jobs, SQLite locked, Discord gateway drops, Matrix sync failures
+FAULT_TESTS := Fault|GatewayDrop|RestartMidJob
+test-faults:
+	$(GO) test -race -tags $(TAGS) -count=1 $(TESTFLAGS) -run '$(FAULT_TESTS)' ./...
 
 ## bench: every benchmark (storage, hordeapi, prompt, binary start-up)
 bench:
@@ -78,6 +87,9 @@ test-matrix-integration:
 FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	FuzzDecodeChatRequest:./bridge/openai \
+	FuzzRender:./bridge/prompt \
+	FuzzCleanOutput:./bridge/prompt \
+	FuzzSplit:./bot \
 	FuzzLoadConfig:./cmd/hordechat \
 	FuzzParseText:./bot \
 	FuzzDecodeResponses:./hordeapi
