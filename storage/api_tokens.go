@@ -105,8 +105,9 @@ func (s *Store) UserByAPIToken(ctx context.Context, plaintext string) (User, API
 
 	now := s.now()
 	if t.LastUsedAt.IsZero() || now.Sub(t.LastUsedAt) >= lastUsedResolution {
-		// Bookkeeping only: a failure to record it must not deny access.
-		if _, err := s.exec(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", now.UnixMilli(), t.ID); err != nil {
+		// Bookkeeping only: a failure to record it must not deny access,
+		// nor a locked database hold it up beyond busy_timeout.
+		if _, err := s.execOnce(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", now.UnixMilli(), t.ID); err != nil {
 			s.log.Warn("cannot record api token use", "token_id", t.ID, "error", err)
 		} else {
 			t.LastUsedAt = fromMS(now.UnixMilli())

@@ -27,11 +27,23 @@ type Config struct {
 	// JobRetention is how long finished job journal entries are kept; 0
 	// keeps them forever.
 	JobRetention time.Duration `koanf:"job_retention"`
+	// BusyTimeout is how long SQLite itself waits for a lock another
+	// connection holds before a statement fails with "database is locked"
+	// (0, or 1ms to 10m; whole milliseconds).
+	BusyTimeout time.Duration `koanf:"busy_timeout"`
+	// BusyRetryFor bounds how long a write keeps retrying while another
+	// process holds the write lock (0 retries never, up to 24h).
+	BusyRetryFor time.Duration `koanf:"busy_retry_for"`
 }
 
 const (
 	minOpenConns = 1
 	maxOpenConns = 64
+	// maxBusyTimeout bounds storage.busy_timeout: one statement should not
+	// sit in SQLite's busy handler longer; the write retries do the rest.
+	maxBusyTimeout = 10 * time.Minute
+	// maxBusyRetryFor bounds storage.busy_retry_for.
+	maxBusyRetryFor = 24 * time.Hour
 	// keyFileName is the data key file used when no key is configured.
 	keyFileName = "hordechat.key"
 )
@@ -43,6 +55,8 @@ func DefaultConfig() Config {
 		MaxOpenConns:     4,
 		MessageRetention: 0,
 		JobRetention:     168 * time.Hour,
+		BusyTimeout:      5 * time.Second,
+		BusyRetryFor:     time.Minute,
 	}
 }
 
@@ -71,14 +85,20 @@ func (c Config) Validate() error {
 	if c.JobRetention < 0 {
 		errs = append(errs, fmt.Errorf("storage.job_retention: %s is negative; want 0 (keep forever) or a positive duration such as 168h", c.JobRetention))
 	}
+	if c.BusyTimeout != 0 && (c.BusyTimeout < time.Millisecond || c.BusyTimeout > maxBusyTimeout) {
+		errs = append(errs, fmt.Errorf("storage.busy_timeout: %s is out of range; want 0 (no waiting in SQLite) or 1ms to %s, e.g. 5s", c.BusyTimeout, maxBusyTimeout))
+	}
+	if c.BusyRetryFor < 0 || c.BusyRetryFor > maxBusyRetryFor {
+		errs = append(errs, fmt.Errorf("storage.busy_retry_for: %s is out of range; want 0 (never retry a locked write) to %s, e.g. 1m", c.BusyRetryFor, maxBusyRetryFor))
+	}
 	return errors.Join(errs...)
 }
 
 // String describes the config without the encryption key, so that printing
 // a Config with %v or %+v cannot leak it.
 func (c Config) String() string {
-	return fmt.Sprintf("{Path:%q EncryptionKey:%s MaxOpenConns:%d MessageRetention:%s JobRetention:%s}",
-		c.Path, redact(c.EncryptionKey), c.MaxOpenConns, c.MessageRetention, c.JobRetention)
+	return fmt.Sprintf("{Path:%q EncryptionKey:%s MaxOpenConns:%d MessageRetention:%s JobRetention:%s BusyTimeout:%s BusyRetryFor:%s}",
+		c.Path, redact(c.EncryptionKey), c.MaxOpenConns, c.MessageRetention, c.JobRetention, c.BusyTimeout, c.BusyRetryFor)
 }
 
 // GoString is String for %#v.
@@ -92,6 +112,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_open_conns", c.MaxOpenConns),
 		slog.Duration("message_retention", c.MessageRetention),
 		slog.Duration("job_retention", c.JobRetention),
+		slog.Duration("busy_timeout", c.BusyTimeout),
+		slog.Duration("busy_retry_for", c.BusyRetryFor),
 	)
 }
 

@@ -16,7 +16,8 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
-	if cfg.Path != "data/hordechat.db" || cfg.MaxOpenConns != 4 || cfg.MessageRetention != 0 || cfg.JobRetention != 168*time.Hour {
+	if cfg.Path != "data/hordechat.db" || cfg.MaxOpenConns != 4 || cfg.MessageRetention != 0 || cfg.JobRetention != 168*time.Hour ||
+		cfg.BusyTimeout != 5*time.Second || cfg.BusyRetryFor != time.Minute {
 		t.Errorf("DefaultConfig() = %+v", cfg)
 	}
 }
@@ -43,6 +44,16 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"storage.message_retention", "-1h0m0s", "keep forever"}},
 		{"negative job retention", func(c *storage.Config) { c.JobRetention = -time.Minute },
 			[]string{"storage.job_retention", "-1m0s", "keep forever"}},
+		{"busy bounds", func(c *storage.Config) { c.BusyTimeout = 10 * time.Minute; c.BusyRetryFor = 24 * time.Hour }, nil},
+		{"busy zero", func(c *storage.Config) { c.BusyTimeout = 0; c.BusyRetryFor = 0 }, nil},
+		{"busy timeout below a millisecond", func(c *storage.Config) { c.BusyTimeout = time.Microsecond },
+			[]string{"storage.busy_timeout", "1µs", "1ms to 10m0s"}},
+		{"busy timeout too long", func(c *storage.Config) { c.BusyTimeout = time.Hour },
+			[]string{"storage.busy_timeout", "1h0m0s", "1ms to 10m0s"}},
+		{"negative busy retry", func(c *storage.Config) { c.BusyRetryFor = -time.Second },
+			[]string{"storage.busy_retry_for", "-1s", "0 (never retry a locked write) to 24h0m0s"}},
+		{"busy retry too long", func(c *storage.Config) { c.BusyRetryFor = 25 * time.Hour },
+			[]string{"storage.busy_retry_for", "25h0m0s", "24h0m0s"}},
 		{"key not base64", func(c *storage.Config) { c.EncryptionKey = "not base64!" },
 			[]string{"storage.encryption_key", "not valid base64", "32"}},
 		{"key too short", func(c *storage.Config) { c.EncryptionKey = secretish },

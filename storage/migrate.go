@@ -76,6 +76,7 @@ func (s *Store) migrate(ctx context.Context) (int, error) {
 	for _, m := range ms[current:] {
 		applied := false
 		err := s.write(ctx, func(tx *sql.Tx) error {
+			applied = false // a retried attempt starts over
 			// Re-read under the write lock: another process may have
 			// migrated meanwhile.
 			var v int

@@ -6,7 +6,8 @@
 // One file per table; every getter returns ErrNotFound for an absent row.
 // Reads run outside transactions on a small connection pool (WAL lets them
 // proceed while a write is in progress); writes run in short IMMEDIATE
-// transactions, one at a time. Times are stored as unix milliseconds, so
+// transactions, one at a time, retried while another process holds the
+// database lock (see busy.go). Times are stored as unix milliseconds, so
 // times read back are truncated to the millisecond and in UTC.
 package storage
 
@@ -56,10 +57,14 @@ type Store struct {
 	// writeSem holds one token per write in progress. SQLite allows one
 	// writer at a time; queueing writers here, with context support, beats
 	// letting them spin in SQLite's busy handler (which sleeps in growing
-	// steps). busy_timeout still covers other processes.
-	writeSem  chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	// steps). busy_timeout and the retries in busy.go cover other
+	// processes.
+	writeSem     chan struct{}
+	busy         busyTracker
+	busyTimeout  time.Duration
+	busyRetryFor time.Duration
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 // Option customises a Store at Open.
@@ -70,8 +75,15 @@ func WithNow(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
 }
 
-// dsnPragmas are applied by the driver to every new pooled connection.
-const dsnPragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+// dsnPragmas are applied by the driver to every new pooled connection,
+// after busy_timeout (dsn).
+const dsnPragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
+// dsn is the driver's data source name for the database file at path.
+func dsn(path string, busyTimeout time.Duration) string {
+	return "file:" + uriEscaper.Replace(path) + "?" +
+		fmt.Sprintf("_pragma=busy_timeout(%d)&", busyTimeout.Milliseconds()) + dsnPragmas
+}
 
 // uriEscaper escapes the characters that are special in an SQLite file: URI
 // path (SQLite percent-decodes the path).
@@ -102,7 +114,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*S
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("open database: create %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", "file:"+uriEscaper.Replace(path)+"?"+dsnPragmas)
+	db, err := sql.Open("sqlite", dsn(path, cfg.BusyTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -114,10 +126,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*S
 	db.SetConnMaxLifetime(0)
 
 	s := &Store{
-		db:       db,
-		log:      log.With("component", "storage"),
-		now:      time.Now,
-		writeSem: make(chan struct{}, 1),
+		db:           db,
+		log:          log.With("component", "storage"),
+		now:          time.Now,
+		writeSem:     make(chan struct{}, 1),
+		busyTimeout:  cfg.BusyTimeout,
+		busyRetryFor: cfg.BusyRetryFor,
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -185,11 +199,19 @@ func (s *Store) lockWrite(ctx context.Context) error {
 func (s *Store) unlockWrite() { <-s.writeSem }
 
 // write runs fn in one IMMEDIATE transaction, committing if fn returns nil.
+// While the database is locked by another connection the whole transaction
+// is run again, so fn must only set its results, never accumulate them.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	start := time.Now()
 	if err := s.lockWrite(ctx); err != nil {
 		return err
 	}
 	defer s.unlockWrite()
+	return s.retryBusy(ctx, start, func() error { return s.writeOnce(ctx, fn) })
+}
+
+// writeOnce is one attempt of write.
+func (s *Store) writeOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -204,8 +226,24 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// exec runs a single writing statement in autocommit mode.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// exec runs a single writing statement in autocommit mode, retrying it
+// while the database is locked by another connection.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	start := time.Now()
+	if err := s.lockWrite(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlockWrite()
+	err = s.retryBusy(ctx, start, func() (err error) {
+		res, err = s.db.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// execOnce is exec without the retries, for bookkeeping that must not hold
+// up its caller while the database is locked: it waits busy_timeout at most.
+func (s *Store) execOnce(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if err := s.lockWrite(ctx); err != nil {
 		return nil, err
 	}

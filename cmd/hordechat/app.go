@@ -61,6 +61,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store := a.store
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "hordechat_storage_busy_retries_total",
+		Help: "Writes retried because another connection held the SQLite database lock (see storage.busy_retry_for).",
+	}, func() float64 { return float64(store.BusyRetries()) }))
 	hordeMetrics, err := openai.NewHordeMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("register horde metrics: %w", err)
