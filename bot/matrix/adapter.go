@@ -60,6 +60,7 @@ type Adapter struct {
 	httpClient  *http.Client
 	syncTimeout time.Duration
 	keyWait     time.Duration
+	retry       retry // the wait after a failed sync or start-up request
 
 	// e2e is end-to-end encryption, nil when matrix.encryption is off.
 	e2e e2ee
@@ -112,6 +113,7 @@ func New(cfg Config, engine *bot.Engine, log *slog.Logger, opts ...Option) (*Ada
 		cfg: cfg, engine: engine, log: log.With("component", "matrix"),
 		syncTimeout: 30 * time.Second,
 		keyWait:     10 * time.Second,
+		retry:       defaultRetry(),
 		ready:       make(chan struct{}),
 		loggedIn:    make(chan struct{}),
 		work:        make(chan func(context.Context), 256),
@@ -159,9 +161,12 @@ func (a *Adapter) MaxMessageLength() int { return MaxMessageLength }
 func (a *Adapter) Ready() <-chan struct{} { return a.ready }
 
 // Run logs in if needed, then syncs until ctx ends. Events from before
-// the start (the first sync's backlog) are not answered.
+// the start (the first sync's backlog) are not answered. An unreachable
+// or failing homeserver is waited for, at start and after, for as long
+// as it takes (see WithSyncRetry); only a refused credential ends Run
+// with an error.
 func (a *Adapter) Run(ctx context.Context) error {
-	if err := a.login(ctx); err != nil {
+	if err := a.loginRetrying(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
 	if a.cfg.Encryption {
@@ -197,7 +202,8 @@ func (a *Adapter) Run(ctx context.Context) error {
 	}
 	defer wg.Wait()
 	since := ""
-	backoff := time.Second
+	failures := 0 // failed syncs in a row
+	var failingSince time.Time
 	for {
 		timeout, filter := int(a.syncTimeout/time.Millisecond), ""
 		if since == "" {
@@ -213,16 +219,23 @@ func (a *Adapter) Run(ctx context.Context) error {
 			if errors.Is(err, mautrix.MUnknownToken) {
 				return fmt.Errorf("matrix sync: the access token was revoked; set a new matrix.access_token or delete %s: %w", a.cfg.SessionFile, err)
 			}
-			a.log.Warn("sync failed", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
+			// Anything else is the homeserver or the network: retry for
+			// as long as it takes, backing off.
+			failures++
+			if failures == 1 {
+				failingSince = a.retry.clock.Now()
 			}
-			backoff = min(backoff*2, time.Minute)
+			wait := a.retry.delay(failures, syncRetryAfter(err))
+			a.log.Warn("matrix sync failed; retrying", "homeserver", a.cfg.Homeserver, "err", err, "failures", failures, "retry_in", wait)
+			if !a.retry.wait(ctx, wait) {
+				return nil
+			}
 			continue
 		}
-		backoff = time.Second
+		if failures > 0 {
+			a.log.Info("matrix sync recovered", "failures", failures, "failing_for", a.retry.clock.Since(failingSince).Round(time.Second))
+			failures = 0
+		}
 		if a.e2e != nil {
 			a.e2e.processSync(ctx, resp, since)
 		}
@@ -250,6 +263,28 @@ func (a *Adapter) enqueue(ctx context.Context, job func(context.Context)) {
 	select {
 	case a.work <- job:
 	case <-ctx.Done():
+	}
+}
+
+// loginRetrying logs in, retrying while the homeserver is unreachable
+// or failing (a bot started before its homeserver waits for it); a
+// refused credential is returned at once. It returns nil when ctx ends.
+func (a *Adapter) loginRetrying(ctx context.Context) error {
+	for failures := 1; ; failures++ {
+		err := a.login(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		retryAfter, ok := transient(err)
+		if !ok {
+			return err
+		}
+		wait := a.retry.delay(failures, retryAfter)
+		a.log.Warn("matrix homeserver unavailable at start; retrying", "homeserver", a.cfg.Homeserver, "err", err, "failures", failures, "retry_in", wait,
+			"check", "is the homeserver up and is matrix.homeserver its client-server API URL?")
+		if !a.retry.wait(ctx, wait) {
+			return nil
+		}
 	}
 }
 

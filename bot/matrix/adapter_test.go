@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hordechat/hordechat/bot/matrix/matrixtest"
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
@@ -15,21 +16,24 @@ func TestInviteJoinsAllowedAndDeclinesOthers(t *testing.T) {
 	w.start()
 	ctx := testCtx(t)
 
-	good := w.hs.invite(alice)
-	bad := w.hs.invite("@eve:evil.test")
-	w.hs.wait(ctx, "a join and a decline", func() bool {
-		return len(w.hs.joins) == 1 && w.hs.leaves[bad] != ""
+	good := w.hs.Invite(alice)
+	bad := w.hs.Invite("@eve:evil.test")
+	bot := w.hs.BotID()
+	w.wait(ctx, "a join and a decline", func() bool {
+		_, declined := w.hs.LeaveReason(bad, bot)
+		return len(w.hs.Joins()) == 1 && declined
 	})
-	w.hs.mu.Lock()
-	defer w.hs.mu.Unlock()
-	if w.hs.joins[0] != good || w.hs.rooms[good][w.hs.botID] != "join" {
-		t.Errorf("joined %v, want %s", w.hs.joins, good)
+	if joins := w.hs.Joins(); joins[0] != good || w.hs.Membership(good, bot) != "join" {
+		t.Errorf("joined %v, want %s", joins, good)
 	}
-	if _, left := w.hs.leaves[good]; left {
+	if _, left := w.hs.LeaveReason(good, bot); left {
 		t.Error("left the allowed room")
 	}
-	if r := w.hs.leaves[bad]; !strings.Contains(r, "hs.test") {
+	if r, _ := w.hs.LeaveReason(bad, bot); !strings.Contains(r, "hs.test") {
 		t.Errorf("decline reason %q does not say who may invite", r)
+	}
+	if m := w.hs.Membership(bad, bot); m != "leave" {
+		t.Errorf("membership of the refused room is %q, want leave", m)
 	}
 }
 
@@ -38,11 +42,11 @@ func TestDirectMessagesAreAConversation(t *testing.T) {
 	w := newWorld(t, hordetest.WithResponder(replyNumber))
 	p := w.start()
 	ctx := testCtx(t)
-	dm := w.hs.room(true, alice)
+	dm := w.hs.NewDM(alice)
 
-	w.hs.message(dm, alice, text("hello there"))
-	placeholder := w.hs.waitBot(ctx, dm, "Asking the Horde")
-	ans := w.hs.waitBot(ctx, dm, "Reply number 1")
+	w.hs.Message(dm, alice, text("hello there"))
+	placeholder := w.waitBot(ctx, dm, "Asking the Horde")
+	ans := w.waitBot(ctx, dm, "Reply number 1")
 	if placeholder.Content["msgtype"] != "m.notice" || placeholder.Content["m.relates_to"] != nil {
 		t.Errorf("placeholder = %v, want a plain notice in the DM", placeholder.Content)
 	}
@@ -60,8 +64,8 @@ func TestDirectMessagesAreAConversation(t *testing.T) {
 		t.Errorf("m.new_content m.mentions = %v, want {}", nc["m.mentions"])
 	}
 
-	w.hs.message(dm, alice, text("and again"))
-	w.hs.waitBot(ctx, dm, "Reply number 2")
+	w.hs.Message(dm, alice, text("and again"))
+	w.waitBot(ctx, dm, "Reply number 2")
 	p.stop() // the turn is stored after it is shown
 	if hist := w.store.History("matrix:" + dm); len(hist) != 4 {
 		t.Errorf("history of matrix:%s has %d messages, want 4", dm, len(hist))
@@ -73,22 +77,22 @@ func TestMentionInGroupRoomStartsThread(t *testing.T) {
 	w := newWorld(t, hordetest.WithResponder(replyNumber))
 	p := w.start()
 	ctx := testCtx(t)
-	room := w.hs.room(true, alice, mallory)
+	room := w.hs.NewRoom(alice, mallory)
 
-	w.hs.message(room, mallory, text("just chatting, not for the bot"))
-	q := w.hs.message(room, alice, w.mentionBot("what is a horde?"))
-	placeholder := w.hs.waitBot(ctx, room, "Asking the Horde")
+	w.hs.Message(room, mallory, text("just chatting, not for the bot"))
+	q := w.hs.Message(room, alice, w.mentionBot("what is a horde?"))
+	placeholder := w.waitBot(ctx, room, "Asking the Horde")
 	rel, _ := placeholder.Content["m.relates_to"].(map[string]any)
 	irt, _ := rel["m.in_reply_to"].(map[string]any)
 	if rel["rel_type"] != "m.thread" || rel["event_id"] != q || rel["is_falling_back"] != true || irt["event_id"] != q {
 		t.Errorf("placeholder relation = %v, want a thread on %s falling back to a reply", rel, q)
 	}
 	noPings(t, placeholder)
-	w.hs.waitBot(ctx, room, "Reply number 1")
+	w.waitBot(ctx, room, "Reply number 1")
 
 	// In the bot's thread, no mention is needed.
-	w.hs.message(room, alice, inThread("tell me more", q))
-	w.hs.waitBot(ctx, room, "Reply number 2")
+	w.hs.Message(room, alice, inThread("tell me more", q))
+	w.waitBot(ctx, room, "Reply number 2")
 	p.stop()
 	if hist := w.store.History("matrix:" + room + ":" + q); len(hist) != 4 || hist[0].Content != "what is a horde?" {
 		t.Errorf("thread history = %+v", hist)
@@ -99,8 +103,8 @@ func TestMentionInGroupRoomStartsThread(t *testing.T) {
 
 	// After a restart the bot still knows its thread.
 	w.start()
-	w.hs.message(room, alice, inThread("and after a restart?", q))
-	w.hs.waitBot(ctx, room, "Reply number 3")
+	w.hs.Message(room, alice, inThread("and after a restart?", q))
+	w.waitBot(ctx, room, "Reply number 3")
 }
 
 func TestLinkInDirectMessageIsStoredAndRedacted(t *testing.T) {
@@ -109,19 +113,14 @@ func TestLinkInDirectMessageIsStoredAndRedacted(t *testing.T) {
 	w := newWorld(t, hordetest.WithUsers(hordetest.User{APIKey: key, Username: "alicehorde", Kudos: 4321}))
 	w.start()
 	ctx := testCtx(t)
-	dm := w.hs.room(true, alice)
+	dm := w.hs.NewDM(alice)
 
-	msg := w.hs.message(dm, alice, text("!link "+key))
-	reply := w.hs.waitBot(ctx, dm, "Linked")
-	w.hs.wait(ctx, "the redaction", func() bool {
-		for _, e := range w.hs.events {
-			if e.ID == msg {
-				return e.Redacted != ""
-			}
-		}
-		return false
-	})
-	if reply.Content["msgtype"] != "m.notice" || !strings.Contains(shown(reply.Content), "alicehorde") {
+	msg := w.hs.Message(dm, alice, text("!link "+key))
+	reply := w.waitBot(ctx, dm, "Linked")
+	if _, err := w.hs.WaitRedacted(ctx, dm, msg); err != nil {
+		t.Fatal(err)
+	}
+	if reply.MsgType() != "m.notice" || !strings.Contains(reply.Shown(), "alicehorde") {
 		t.Errorf("reply = %v", reply.Content)
 	}
 	u, _ := w.store.UpsertUser(ctx, "matrix", alice, "alice")
@@ -137,25 +136,21 @@ func TestLinkInGroupRoomIsRefused(t *testing.T) {
 	w := newWorld(t, hordetest.WithUsers(hordetest.User{APIKey: key, Username: "alicehorde"}))
 	p := w.start()
 	ctx := testCtx(t)
-	room := w.hs.room(true, alice, mallory)
+	room := w.hs.NewRoom(alice, mallory)
 
-	msg := w.hs.message(room, alice, text("!link "+key))
-	warn := w.hs.waitBot(ctx, room, "direct message")
-	if !strings.Contains(shown(warn.Content), "regenerate") {
-		t.Errorf("warning %q does not say to regenerate the key", shown(warn.Content))
+	msg := w.hs.Message(room, alice, text("!link "+key))
+	warn := w.waitBot(ctx, room, "direct message")
+	if !strings.Contains(warn.Shown(), "regenerate") {
+		t.Errorf("warning %q does not say to regenerate the key", warn.Shown())
 	}
 	if warn.Content["m.relates_to"] != nil {
 		t.Errorf("the warning hangs on the redacted message: %v", warn.Content["m.relates_to"])
 	}
 	noPings(t, warn)
 	p.stop()
-	w.hs.mu.Lock()
-	for _, e := range w.hs.events {
-		if e.ID == msg && e.Redacted == "" {
-			t.Error("the message with the key was not redacted")
-		}
+	if e, _ := w.hs.Event(msg); !e.Redacted() || e.Body() != "" {
+		t.Errorf("the message with the key was not redacted: %+v", e)
 	}
-	w.hs.mu.Unlock()
 	u, _ := w.store.UpsertUser(ctx, "matrix", alice, "alice")
 	if _, ok := w.store.Keys[u.ID]; ok {
 		t.Error("a key sent in a group room was stored")
@@ -165,11 +160,9 @@ func TestLinkInGroupRoomIsRefused(t *testing.T) {
 
 func assertKeyHidden(t *testing.T, w *world, key string) {
 	t.Helper()
-	w.hs.mu.Lock()
-	defer w.hs.mu.Unlock()
-	for _, b := range w.hs.bodies {
-		if strings.Contains(b, key) {
-			t.Errorf("the key is in a request: %.80s", b)
+	for _, r := range w.hs.Requests() {
+		if strings.Contains(string(r.Body), key) || strings.Contains(r.Path+r.Query, key) {
+			t.Errorf("the key is in a request to %s: %.80s", r.Path, r.Body)
 		}
 	}
 	if strings.Contains(w.logs.String(), key) {
@@ -180,13 +173,13 @@ func assertKeyHidden(t *testing.T, w *world, key string) {
 func TestFirstSyncBacklogIsNotAnswered(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, hordetest.WithResponder(replyNumber))
-	dm := w.hs.room(true, alice)
-	w.hs.message(dm, alice, text("old question from before the start"))
+	dm := w.hs.NewDM(alice)
+	w.hs.Message(dm, alice, text("old question from before the start"))
 	p := w.start()
 	ctx := testCtx(t)
 
-	w.hs.message(dm, alice, text("new question"))
-	w.hs.waitBot(ctx, dm, "Reply number 1")
+	w.hs.Message(dm, alice, text("new question"))
+	w.waitBot(ctx, dm, "Reply number 1")
 	p.stop()
 	subs := w.submits()
 	if len(subs) != 1 || !strings.Contains(string(subs[0].Body), "new question") || strings.Contains(string(subs[0].Body), "old question") {
@@ -202,18 +195,11 @@ func TestRestartMidJobDeliversOnce(t *testing.T) {
 	w.botCfg.MaxProgressEdits = 1
 	first := w.start()
 	ctx := testCtx(t)
-	dm := w.hs.room(true, alice)
+	dm := w.hs.NewDM(alice)
 	w.workers(false)
-	w.hs.message(dm, alice, text("survive a restart"))
-	placeholder := w.hs.waitBot(ctx, dm, "Asking the Horde")
-	w.hs.wait(ctx, "a progress edit", func() bool {
-		for _, e := range w.hs.events {
-			if rel, _ := e.Content["m.relates_to"].(map[string]any); rel["rel_type"] == "m.replace" && rel["event_id"] == placeholder.ID {
-				return true
-			}
-		}
-		return false
-	})
+	w.hs.Message(dm, alice, text("survive a restart"))
+	placeholder := w.waitBot(ctx, dm, "Asking the Horde")
+	w.waitEvent(ctx, dm, "a progress edit", func(e matrixtest.Event) bool { return e.Replaces() == placeholder.ID })
 	first.stop()
 	if n := w.journal.States()[""]; n != 1 {
 		t.Fatalf("%d unfinished jobs in the journal, want 1; states %v\nrequests: %v", n, w.journal.States(), hordeRequests(w))
@@ -221,14 +207,14 @@ func TestRestartMidJobDeliversOnce(t *testing.T) {
 
 	second := w.start()
 	w.workers(true)
-	ans := w.hs.waitBot(ctx, dm, "Reply number 1")
+	ans := w.waitBot(ctx, dm, "Reply number 1")
 	if rel, _ := ans.Content["m.relates_to"].(map[string]any); rel["event_id"] != placeholder.ID {
 		t.Errorf("the answer %v does not edit the placeholder %s", ans.Content, placeholder.ID)
 	}
 	second.stop()
 	n := 0
-	for _, e := range w.hs.botEvents() {
-		if strings.Contains(shown(e.Content), "Reply number") {
+	for _, e := range w.hs.BotMessages("") {
+		if strings.Contains(e.Shown(), "Reply number") {
 			n++
 		}
 	}
@@ -240,8 +226,8 @@ func TestRestartMidJobDeliversOnce(t *testing.T) {
 	}
 
 	w.start()
-	w.hs.message(dm, alice, text("still with me?"))
-	w.hs.waitBot(ctx, dm, "Reply number 2")
+	w.hs.Message(dm, alice, text("still with me?"))
+	w.waitBot(ctx, dm, "Reply number 2")
 	if subs := w.submits(); len(subs) != 2 || !strings.Contains(string(subs[1].Body), "survive a restart") {
 		t.Errorf("the turn delivered after the restart is not in the history (%d submits)", len(subs))
 	}
@@ -251,7 +237,7 @@ func TestPasswordLoginIsKept(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	w.mcfg.AccessToken = ""
-	w.mcfg.Password = w.hs.password
+	w.mcfg.Password = w.hs.Password()
 	w.mcfg.SessionFile = filepath.Join(t.TempDir(), "matrix-session.json")
 	w.start().stop()
 	st, err := os.Stat(w.mcfg.SessionFile)
@@ -262,10 +248,8 @@ func TestPasswordLoginIsKept(t *testing.T) {
 		t.Errorf("session file mode %v, want 0600", st.Mode().Perm())
 	}
 	w.start().stop()
-	w.hs.mu.Lock()
-	defer w.hs.mu.Unlock()
-	if w.hs.logins != 1 {
-		t.Errorf("%d logins, want 1 (the session is reused)", w.hs.logins)
+	if n := w.hs.Logins(); n != 1 {
+		t.Errorf("%d logins, want 1 (the session is reused)", n)
 	}
 }
 
@@ -275,21 +259,13 @@ func TestLongAnswerIsUploadedAsFile(t *testing.T) {
 	w.botCfg.AttachOver = 50
 	w.start()
 	ctx := testCtx(t)
-	dm := w.hs.room(true, alice)
-	w.hs.message(dm, alice, text("write a lot"))
-	var file fakeEvent
-	w.hs.wait(ctx, "an m.file", func() bool {
-		for _, e := range w.hs.events {
-			if e.Sender == w.hs.botID && e.Content["msgtype"] == "m.file" {
-				file = *e
-				return true
-			}
-		}
-		return false
+	dm := w.hs.NewDM(alice)
+	w.hs.Message(dm, alice, text("write a lot"))
+	file := w.waitEvent(ctx, dm, "an m.file", func(e matrixtest.Event) bool {
+		return e.Sender == w.hs.BotID() && e.MsgType() == "m.file"
 	})
-	w.hs.mu.Lock()
-	data := w.hs.uploads[file.Content["url"].(string)]
-	w.hs.mu.Unlock()
+	url, _ := file.Content["url"].(string)
+	data := w.hs.Upload(url)
 	if !strings.Contains(string(data), "long answer long answer") || file.Content["body"] != "answer.md" {
 		t.Errorf("file event %v with %d bytes", file.Content, len(data))
 	}
@@ -309,31 +285,26 @@ func TestEncryptedMessagesGetAHelpfulNoticeOnce(t *testing.T) {
 	w := newWorld(t)
 	p := w.start()
 	ctx := testCtx(t)
-	room := w.hs.room(true, alice, mallory)
+	room := w.hs.NewRoom(alice, mallory)
 	enc := func() string {
-		w.hs.mu.Lock()
-		defer w.hs.mu.Unlock()
-		e := &fakeEvent{Room: room, Sender: alice, Type: "m.room.encrypted", Content: map[string]any{
-			"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnAC", "sender_key": "k", "device_id": "ALICE", "session_id": "s"}}
-		w.hs.addEvent(e)
-		return e.ID
+		return w.hs.Post(room, alice, "m.room.encrypted", map[string]any{
+			"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnAC", "sender_key": "k", "device_id": "ALICE", "session_id": "s"})
 	}
 	first := enc()
-	notice := w.hs.waitBot(ctx, room, "cannot read encrypted messages")
-	rel, _ := notice.Content["m.relates_to"].(map[string]any)
-	if irt, _ := rel["m.in_reply_to"].(map[string]any); irt["event_id"] != first {
+	notice := w.waitBot(ctx, room, "cannot read encrypted messages")
+	if notice.ReplyTo() != first {
 		t.Errorf("the notice does not reply to the encrypted message: %v", notice.Content)
 	}
 	noPings(t, notice)
 	enc()
 	// A plain message after the second encrypted one is answered, so the
 	// second was handled (in order, by the same sync loop) by then.
-	w.hs.message(room, alice, w.mentionBot("plain question"))
-	w.hs.waitBot(ctx, room, "Asking the Horde")
+	w.hs.Message(room, alice, w.mentionBot("plain question"))
+	w.waitBot(ctx, room, "Asking the Horde")
 	p.stop()
 	n := 0
-	for _, e := range w.hs.botEvents() {
-		if strings.Contains(shown(e.Content), "encrypted") {
+	for _, e := range w.hs.BotMessages("") {
+		if strings.Contains(e.Shown(), "encrypted") {
 			n++
 		}
 	}
@@ -347,12 +318,12 @@ func TestTokenOnlyInDirectMessages(t *testing.T) {
 	w := newWorld(t)
 	w.start()
 	ctx := testCtx(t)
-	room := w.hs.room(true, alice, mallory)
-	w.hs.message(room, alice, text("!token"))
-	w.hs.waitBot(ctx, room, "direct message")
-	dm := w.hs.room(true, alice)
-	w.hs.message(dm, alice, text("!token"))
-	w.hs.waitBot(ctx, dm, "personal API token")
+	room := w.hs.NewRoom(alice, mallory)
+	w.hs.Message(room, alice, text("!token"))
+	w.waitBot(ctx, room, "direct message")
+	dm := w.hs.NewDM(alice)
+	w.hs.Message(dm, alice, text("!token"))
+	w.waitBot(ctx, dm, "personal API token")
 }
 
 func TestCommandsParseErrorsAndNotices(t *testing.T) {
@@ -360,14 +331,14 @@ func TestCommandsParseErrorsAndNotices(t *testing.T) {
 	w := newWorld(t)
 	w.start()
 	ctx := testCtx(t)
-	dm := w.hs.room(true, alice)
-	w.hs.message(dm, alice, text("!nosuchcommand"))
-	e := w.hs.waitBot(ctx, dm, "Unknown command !nosuchcommand")
-	if e.Content["msgtype"] != "m.notice" {
+	dm := w.hs.NewDM(alice)
+	w.hs.Message(dm, alice, text("!nosuchcommand"))
+	e := w.waitBot(ctx, dm, "Unknown command !nosuchcommand")
+	if e.MsgType() != "m.notice" {
 		t.Errorf("msgtype %v, want m.notice", e.Content["msgtype"])
 	}
-	w.hs.message(dm, alice, text("!help"))
-	w.hs.waitBot(ctx, dm, "!chat")
+	w.hs.Message(dm, alice, text("!help"))
+	w.waitBot(ctx, dm, "!chat")
 }
 
 func TestUnknownCommandsInGroupRoomsAreIgnored(t *testing.T) {
@@ -375,14 +346,14 @@ func TestUnknownCommandsInGroupRoomsAreIgnored(t *testing.T) {
 	w := newWorld(t)
 	p := w.start()
 	ctx := testCtx(t)
-	room := w.hs.room(true, alice, mallory)
-	w.hs.message(room, alice, text("!ban mallory"))
-	w.hs.message(room, alice, text("!help"))
-	w.hs.waitBot(ctx, room, "!chat")
+	room := w.hs.NewRoom(alice, mallory)
+	w.hs.Message(room, alice, text("!ban mallory"))
+	w.hs.Message(room, alice, text("!help"))
+	w.waitBot(ctx, room, "!chat")
 	p.stop()
-	for _, e := range w.hs.botEvents() {
-		if strings.Contains(shown(e.Content), "Unknown command") {
-			t.Errorf("answered another bot's command: %q", shown(e.Content))
+	for _, e := range w.hs.BotMessages("") {
+		if strings.Contains(e.Shown(), "Unknown command") {
+			t.Errorf("answered another bot's command: %q", e.Shown())
 		}
 	}
 }
@@ -393,10 +364,10 @@ func TestRoomAdminsByPowerLevel(t *testing.T) {
 	w.botCfg.PersonaAdminsOnly = true
 	w.start()
 	ctx := testCtx(t)
-	room := w.hs.room(true, alice, mallory) // alice made it: power level 100
+	room := w.hs.NewRoom(alice, mallory) // alice made it: power level 100
 
-	w.hs.message(room, mallory, text("!system You are a pirate."))
-	w.hs.waitBot(ctx, room, "Only admins")
-	w.hs.message(room, alice, text("!system You are a pirate."))
-	w.hs.waitBot(ctx, room, "New persona")
+	w.hs.Message(room, mallory, text("!system You are a pirate."))
+	w.waitBot(ctx, room, "Only admins")
+	w.hs.Message(room, alice, text("!system You are a pirate."))
+	w.waitBot(ctx, room, "New persona")
 }

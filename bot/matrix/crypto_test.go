@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/hordechat/hordechat/bot/matrix"
+	"github.com/hordechat/hordechat/bot/matrix/matrixtest"
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
@@ -24,7 +25,7 @@ import (
 // talking to the bot in encrypted rooms through the fake.
 type human struct {
 	t      *testing.T
-	hs     *fakeHS
+	hs     *matrixtest.Server
 	user   string
 	device string
 	mach   *crypto.OlmMachine
@@ -33,11 +34,11 @@ type human struct {
 	failed map[string]error        // bot events it could not decrypt (yet)
 }
 
-func newHuman(t *testing.T, ctx context.Context, hs *fakeHS, user, device string) *human {
+func newHuman(t *testing.T, ctx context.Context, hs *matrixtest.Server, user, device string) *human {
 	t.Helper()
 	token := "syt_" + device
-	hs.addUser(token, user, device)
-	cli, err := mautrix.NewClient(hs.srv.URL, id.UserID(user), token)
+	hs.AddDevice(token, user, device)
+	cli, err := mautrix.NewClient(hs.URL(), id.UserID(user), token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,17 +64,14 @@ func (h *human) say(ctx context.Context, room string, content *event.MessageEven
 	_ = h.state.SetEncryptionEvent(ctx, r, &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1})
 	enc, err := h.mach.EncryptMegolmEvent(ctx, r, event.EventMessage, content)
 	if err != nil {
-		if err := h.mach.ShareGroupSession(ctx, r, []id.UserID{id.UserID(h.user), id.UserID(h.hs.botID)}); err != nil {
+		if err := h.mach.ShareGroupSession(ctx, r, []id.UserID{id.UserID(h.user), id.UserID(h.hs.BotID())}); err != nil {
 			h.t.Fatalf("share group session: %v", err)
 		}
 		if enc, err = h.mach.EncryptMegolmEvent(ctx, r, event.EventMessage, content); err != nil {
 			h.t.Fatalf("encrypt: %v", err)
 		}
 	}
-	raw, _ := json.Marshal(enc)
-	var c map[string]any
-	_ = json.Unmarshal(raw, &c)
-	return h.hs.post(room, h.user, "m.room.encrypted", c)
+	return h.hs.Post(room, h.user, "m.room.encrypted", matrixtest.ContentOf(enc))
 }
 
 // read feeds the human's to-device events to its machine and decrypts the
@@ -82,20 +80,17 @@ func (h *human) say(ctx context.Context, room string, content *event.MessageEven
 func (h *human) read(ctx context.Context, room, want string) *event.Event {
 	h.t.Helper()
 	for {
-		h.hs.mu.Lock()
-		toDev := h.hs.takeToDevice(h.user, h.device)
-		var evts []fakeEvent
-		for _, e := range h.hs.events {
-			if e.Room == room && e.Sender == h.hs.botID && e.Type == "m.room.encrypted" {
-				evts = append(evts, *e)
+		ch := h.hs.Changed() // before looking: a change after it wakes us
+		toDev := h.hs.TakeToDevice(h.user, h.device)
+		var evts []matrixtest.Event
+		for _, e := range h.hs.Events(room) {
+			if e.Sender == h.hs.BotID() && e.Type == "m.room.encrypted" {
+				evts = append(evts, e)
 			}
 		}
-		ch := h.hs.changed
-		h.hs.mu.Unlock()
 		for _, td := range toDev {
-			raw, _ := json.Marshal(td["content"])
-			typ := event.Type{Type: td["type"].(string), Class: event.ToDeviceEventType}
-			evt := &event.Event{Sender: id.UserID(td["sender"].(string)), Type: typ, Content: event.Content{VeryRaw: raw}}
+			typ := event.Type{Type: td.Type, Class: event.ToDeviceEventType}
+			evt := &event.Event{Sender: id.UserID(td.Sender), Type: typ, Content: event.Content{VeryRaw: td.Content}}
 			if err := evt.Content.ParseRaw(typ); err != nil {
 				h.t.Fatalf("to-device %s: %v", typ.Type, err)
 			}
@@ -136,7 +131,7 @@ func (h *human) read(ctx context.Context, room, want string) *event.Event {
 func shownEvent(e *event.Event) string {
 	var c map[string]any
 	_ = json.Unmarshal(e.Content.VeryRaw, &c)
-	return shown(c)
+	return matrixtest.Shown(c)
 }
 
 func TestEncryptedRoomRoundTrip(t *testing.T) {
@@ -148,16 +143,16 @@ func TestEncryptedRoomRoundTrip(t *testing.T) {
 	p := w.start()
 	ctx := testCtx(t)
 	al := newHuman(t, ctx, w.hs, alice, "ALICEDEV")
-	dm := w.hs.room(true, alice)
-	w.hs.encryptRoom(dm)
+	dm := w.hs.NewDM(alice)
+	w.hs.EncryptRoom(dm)
 
 	al.say(ctx, dm, &event.MessageEventContent{MsgType: event.MsgText, Body: "hello there"})
 	al.read(ctx, dm, "Asking the Horde")
 	ans := al.read(ctx, dm, "Reply number 1")
-	if ans.Type != event.EventMessage || ans.Sender != id.UserID(w.hs.botID) {
+	if ans.Type != event.EventMessage || ans.Sender != id.UserID(w.hs.BotID()) {
 		t.Errorf("answer = %s from %s, want an m.room.message from the bot", ans.Type.Type, ans.Sender)
 	}
-	if got := w.hs.botEvents(); len(got) != 0 {
+	if got := w.hs.BotMessages(""); len(got) != 0 {
 		t.Errorf("the bot sent %d unencrypted messages into an encrypted room: %v", len(got), got)
 	}
 
@@ -192,10 +187,10 @@ func TestUndecryptableEventGetsANotice(t *testing.T) {
 	p := w.start()
 	ctx := testCtx(t)
 	al := newHuman(t, ctx, w.hs, alice, "ALICEDEV")
-	room := w.hs.room(true, alice, mallory)
-	w.hs.encryptRoom(room)
+	room := w.hs.NewRoom(alice, mallory)
+	w.hs.EncryptRoom(room)
 	// A message whose room key never reaches the bot.
-	evID := w.hs.post(room, alice, "m.room.encrypted", map[string]any{
+	evID := w.hs.Post(room, alice, "m.room.encrypted", map[string]any{
 		"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg2yyOwAtHaZTwyNg37afzg8f3r9IsN9rH4RNFg",
 		"sender_key": "NW3x6zSHnDF0J9Bme2bZLNBxlSqJYgFbDnm5fRmBvGY", "device_id": "ALICEDEV", "session_id": "X6ELMwXcUD2Jgl2SIV8+LdOnS5jBYIq8mVc2DvkFDjw"})
 	dec := al.read(ctx, room, "could not decrypt")
@@ -217,11 +212,11 @@ func TestEncryptedGroupRoomSharesKeysWithNewMembers(t *testing.T) {
 	p := w.start()
 	ctx := testCtx(t)
 	al := newHuman(t, ctx, w.hs, alice, "ALICEDEV")
-	room := w.hs.room(true, alice, mallory)
-	w.hs.encryptRoom(room)
+	room := w.hs.NewRoom(alice, mallory)
+	w.hs.EncryptRoom(room)
 	mention := func(body string) *event.MessageEventContent {
 		return &event.MessageEventContent{MsgType: event.MsgText, Body: "hordechat: " + body,
-			Mentions: &event.Mentions{UserIDs: []id.UserID{id.UserID(w.hs.botID)}}}
+			Mentions: &event.Mentions{UserIDs: []id.UserID{id.UserID(w.hs.BotID())}}}
 	}
 	al.say(ctx, room, mention("first question"))
 	al.read(ctx, room, "Reply number 1")
@@ -230,14 +225,12 @@ func TestEncryptedGroupRoomSharesKeysWithNewMembers(t *testing.T) {
 	// readable by him too (a new group session, shared with him).
 	const bob = "@bob:hs.test"
 	bb := newHuman(t, ctx, w.hs, bob, "BOBDEV")
-	w.hs.mu.Lock()
-	w.hs.member(room, bob, "join")
-	w.hs.mu.Unlock()
+	w.hs.Join(room, bob)
 	// Alice's client shares a new session with the new member too.
 	if err := al.mach.CryptoStore.RemoveOutboundGroupSession(ctx, id.RoomID(room)); err != nil {
 		t.Fatal(err)
 	}
-	if err := al.mach.ShareGroupSession(ctx, id.RoomID(room), []id.UserID{alice, bob, id.UserID(w.hs.botID)}); err != nil {
+	if err := al.mach.ShareGroupSession(ctx, id.RoomID(room), []id.UserID{alice, bob, id.UserID(w.hs.BotID())}); err != nil {
 		t.Fatal(err)
 	}
 	al.say(ctx, room, mention("second question"))
@@ -253,8 +246,8 @@ func TestEncryptionOnStillSpeaksPlainInUnencryptedRooms(t *testing.T) {
 	w.mcfg.CryptoDatabase = filepath.Join(t.TempDir(), "matrix-crypto.db")
 	p := w.start()
 	ctx := testCtx(t)
-	dm := w.hs.room(true, alice)
-	w.hs.message(dm, alice, text("hello in the clear"))
-	w.hs.waitBot(ctx, dm, "Reply number 1")
+	dm := w.hs.NewDM(alice)
+	w.hs.Message(dm, alice, text("hello in the clear"))
+	w.waitBot(ctx, dm, "Reply number 1")
 	p.stop()
 }

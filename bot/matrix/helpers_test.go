@@ -12,6 +12,7 @@ import (
 	"github.com/hordechat/hordechat/bot"
 	"github.com/hordechat/hordechat/bot/bottest"
 	"github.com/hordechat/hordechat/bot/matrix"
+	"github.com/hordechat/hordechat/bot/matrix/matrixtest"
 	"github.com/hordechat/hordechat/bridge"
 	"github.com/hordechat/hordechat/bridge/bridgetest"
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
@@ -31,7 +32,7 @@ type logBuffer = bottest.LogBuffer
 // store: what survives a restart. A proc is one run on it.
 type world struct {
 	t       *testing.T
-	hs      *fakeHS
+	hs      *matrixtest.Server
 	horde   *hordetest.Server
 	journal *bridgetest.MemStore
 	store   *bottest.MemStore
@@ -49,15 +50,15 @@ func newWorld(t *testing.T, horde ...hordetest.Option) *world {
 	w := &world{t: t, journal: bridgetest.NewMemStore(), store: bottest.NewMemStore(), logs: &logBuffer{}}
 	w.log = slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w.horde = bridgetest.FastHorde(t, horde...)
-	w.hs = newFakeHS(t)
+	w.hs = matrixtest.New(t)
 	w.botCfg = bot.DefaultConfig()
 	w.botCfg.UserRate = 0
 	w.botCfg.MaxProgressEdits = 0
 	w.bridgeCfg = bridge.DefaultConfig()
 	w.mcfg = matrix.DefaultConfig()
-	w.mcfg.Homeserver = w.hs.srv.URL
-	w.mcfg.UserID = w.hs.botID
-	w.mcfg.AccessToken = w.hs.token
+	w.mcfg.Homeserver = w.hs.URL()
+	w.mcfg.UserID = w.hs.BotID()
+	w.mcfg.AccessToken = w.hs.Token()
 	return w
 }
 
@@ -96,30 +97,47 @@ func replyNumber(j hordetest.Job) string {
 }
 
 // text is a plain m.text content.
-func text(body string) map[string]any {
-	return map[string]any{"msgtype": "m.text", "body": body}
-}
+func text(body string) map[string]any { return matrixtest.Text(body) }
 
 // mentionBot is a message in a group room that mentions the bot.
-func (w *world) mentionBot(body string) map[string]any {
-	c := text("hordechat: " + body)
-	c["m.mentions"] = map[string]any{"user_ids": []string{w.hs.botID}}
-	return c
-}
+func (w *world) mentionBot(body string) map[string]any { return matrixtest.Mention(w.hs.BotID(), body) }
 
 // inThread is a message in the thread rooted at root.
-func inThread(body, root string) map[string]any {
-	c := text(body)
-	c["m.relates_to"] = map[string]any{"rel_type": "m.thread", "event_id": root, "is_falling_back": true,
-		"m.in_reply_to": map[string]any{"event_id": root}}
-	return c
+func inThread(body, root string) map[string]any { return matrixtest.InThread(text(body), root) }
+
+// waitBot waits for a bot message (or edit) in room whose shown text
+// contains want.
+func (w *world) waitBot(ctx context.Context, room, want string) matrixtest.Event {
+	w.t.Helper()
+	e, err := w.hs.WaitBotMessage(ctx, room, want)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return e
+}
+
+// waitEvent waits for an event in room that match accepts.
+func (w *world) waitEvent(ctx context.Context, room, what string, match func(matrixtest.Event) bool) matrixtest.Event {
+	w.t.Helper()
+	e, err := w.hs.WaitEvent(ctx, room, what, match)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return e
+}
+
+// wait waits until cond holds; cond may call the fake.
+func (w *world) wait(ctx context.Context, what string, cond func() bool) {
+	w.t.Helper()
+	if err := w.hs.Wait(ctx, what, cond); err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 // noPings asserts the bot's event mentions nobody.
-func noPings(t *testing.T, e fakeEvent) {
+func noPings(t *testing.T, e matrixtest.Event) {
 	t.Helper()
-	m, ok := e.Content["m.mentions"].(map[string]any)
-	if !ok || len(m) != 0 {
+	if m := e.Mentions(); m == nil || len(m) != 0 {
 		t.Errorf("event %s has m.mentions %v, want {}", e.ID, e.Content["m.mentions"])
 	}
 }

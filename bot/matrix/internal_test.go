@@ -1,9 +1,14 @@
 package matrix
 
 import (
+	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/hordechat/hordechat/bot"
@@ -104,3 +109,63 @@ func TestValidate(t *testing.T) {
 }
 
 func botOut(s string) bot.Outgoing { return bot.Outgoing{Text: s} }
+
+func TestRetryDelayBacksOffHonoursRateLimitsAndCaps(t *testing.T) {
+	t.Parallel()
+	low := retry{min: time.Second, max: time.Minute, jitter: func() float64 { return 0 }}
+	high := low
+	high.jitter = func() float64 { return 0.999999 }
+	for _, tc := range []struct {
+		name       string
+		failures   int
+		retryAfter time.Duration
+		lo, hi     time.Duration
+	}{
+		{"first failure", 1, 0, 500 * time.Millisecond, time.Second},
+		{"doubles", 3, 0, 2 * time.Second, 4 * time.Second},
+		{"capped", 7, 0, 30 * time.Second, time.Minute},
+		{"a long outage stays capped", 10000, 0, 30 * time.Second, time.Minute},
+		{"a rate limit's wait is honoured", 1, 7 * time.Second, 7 * time.Second, 7 * time.Second},
+		{"a shorter rate limit does not shorten the backoff", 7, time.Second, 30 * time.Second, time.Minute},
+		{"a bogus rate limit is bounded", 1, 48 * time.Hour, maxRetryAfter, maxRetryAfter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := low.delay(tc.failures, tc.retryAfter); d != tc.lo {
+				t.Errorf("with the least jitter: %v, want %v", d, tc.lo)
+			}
+			if d := high.delay(tc.failures, tc.retryAfter); d < tc.lo || d > tc.hi || (tc.lo != tc.hi && d <= tc.lo) {
+				t.Errorf("with the most jitter: %v, want in (%v, %v]", d, tc.lo, tc.hi)
+			}
+		})
+	}
+	if d := defaultRetry(); d.min != time.Second || d.max != time.Minute {
+		t.Errorf("production backoff %v to %v, want 1s to 1m", d.min, d.max)
+	}
+}
+
+func TestTransientErrors(t *testing.T) {
+	t.Parallel()
+	status := func(code int, resp *mautrix.RespError, header http.Header) error {
+		return fmt.Errorf("matrix whoami: %w", mautrix.HTTPError{Response: &http.Response{StatusCode: code, Header: header}, RespError: resp})
+	}
+	for _, tc := range []struct {
+		name  string
+		err   error
+		ok    bool
+		after time.Duration
+	}{
+		{"no answer", mautrix.HTTPError{Message: "request error", WrappedError: errors.New("connection refused")}, true, 0},
+		{"bad gateway", status(502, nil, http.Header{}), true, 0},
+		{"internal error", status(500, &mautrix.RespError{ErrCode: "M_UNKNOWN"}, http.Header{}), true, 0},
+		{"rate limited", status(429, &mautrix.RespError{ErrCode: "M_LIMIT_EXCEEDED", ExtraData: map[string]any{"retry_after_ms": 2500.0}}, http.Header{}), true, 2500 * time.Millisecond},
+		{"rate limited by header", status(429, nil, http.Header{"Retry-After": {"3"}}), true, 3 * time.Second},
+		{"wrong password", status(403, &mautrix.RespError{ErrCode: "M_FORBIDDEN"}, http.Header{}), false, 0},
+		{"revoked token", status(401, &mautrix.RespError{ErrCode: "M_UNKNOWN_TOKEN"}, http.Header{}), false, 0},
+		{"not from the homeserver", errors.New("matrix: the access token belongs to @x:y"), false, 0},
+	} {
+		after, ok := transient(tc.err)
+		if ok != tc.ok || after != tc.after {
+			t.Errorf("%s: transient = %v, %v; want %v, %v", tc.name, after, ok, tc.after, tc.ok)
+		}
+	}
+}
