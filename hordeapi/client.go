@@ -389,6 +389,14 @@ func (c *Client) once(ctx context.Context, cl call, key string, payload []byte, 
 	if err != nil {
 		return fmt.Errorf("build %s %s: %w", cl.method, cl.endpoint, err)
 	}
+	if payload == nil {
+		// net/http silently sends a GET again when a reused connection
+		// breaks before the answer, though the Horde may have counted it:
+		// a status poll would hit the Horde twice at once, outside the
+		// scheduler's pacing and budget. A body without GetBody turns that
+		// off; being empty, it is not sent.
+		req.Body = noResend{}
+	}
 	req.Header.Set("apikey", key)
 	req.Header.Set("Client-Agent", c.clientAgent)
 	req.Header.Set("Accept", "application/json")
@@ -463,6 +471,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// noResend is an empty request body that net/http cannot rewind, so it
+// never resends the request on its own; see Client.once.
+type noResend struct{}
+
+func (noResend) Read([]byte) (int, error) { return 0, io.EOF }
+func (noResend) Close() error             { return nil }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
