@@ -3,6 +3,7 @@ package bridge
 import (
 	"container/heap"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"math"
@@ -131,8 +132,12 @@ const (
 // counts a job at its full max_length, but most answers stop earlier, so a
 // job can end at any moment. Gaps of two
 // MinIntervals or more get ±10 % jitter; no request is polled twice within
-// MinInterval. A token bucket of CallsPerSecond caps all polls; when it
-// runs dry, the earliest-due request goes first, so none starves. Failures
+// MinInterval. A token bucket of CallsPerSecond caps all polls. When it
+// runs dry, or the pool is busy, due polls are shared out fairly between
+// principals (the Proxied-For identity, else the key, of each watch's
+// Caller): round-robin across principals, earliest-due first within one,
+// so one person with many jobs in flight gets no more of the budget than
+// anyone else with a poll due, and no request starves. Failures
 // (5xx, 429, network) back off per request, exponentially and at least by
 // Retry-After; a 404 ends the watch with the error; a done or faulted
 // status ends it with the status.
@@ -154,7 +159,10 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond // signalled whenever the loop may have become idle
-	queue    schedQueue
+	queue    schedQueue // watches waiting for their due time
+	ready    schedPrincipals
+	byWho    map[string]*schedPrincipal
+	vtime    uint64 // pass of the principal served last (fair queuing)
 	byID     map[string]*Watch
 	seq      uint64
 	tat      int64 // budget: theoretical arrival time of the next call (GCRA)
@@ -192,6 +200,7 @@ func NewScheduler(client StatusClient, clock clockwork.Clock, cfg SchedulerConfi
 		wake:     make(chan struct{}, 1),
 		work:     make(chan *Watch, cfg.Concurrency),
 		byID:     map[string]*Watch{},
+		byWho:    map[string]*schedPrincipal{},
 		waitRate: 1,
 	}
 	s.cond = sync.NewCond(&s.mu)
@@ -223,6 +232,7 @@ type Watch struct {
 	s        *Scheduler
 	id       string
 	who      hordeapi.Caller
+	p        *schedPrincipal // whose share of the budget it polls on
 	onStatus func(*hordeapi.TextStatus)
 	onRetry  func(error)
 	done     chan struct{}
@@ -234,7 +244,7 @@ type Watch struct {
 	fails    uint8 // transient failures in a row
 	defers   uint8 // safety-net polls skipped in a row while webhooks flow
 	safety   bool  // the pending poll is a webhook safety-net poll
-	index    int32 // in s.queue; -1 when not queued
+	index    int32 // in s.queue, or in p.ready when watchReady; -1 when in neither
 	qWait    int32 // wait_time at the first queued observation
 	qPos     int32 // queue_position then
 	seq      uint64
@@ -248,7 +258,8 @@ type Watch struct {
 
 // Watch states.
 const (
-	watchQueued  uint8 = iota // in the heap, waiting for its due time
+	watchQueued  uint8 = iota // in s.queue, waiting for its due time
+	watchReady                // due, in its principal's ready heap, waiting for budget or pool
 	watchPolling              // a call or its callbacks are running
 	watchDone                 // result or err set, done closed
 )
@@ -289,6 +300,7 @@ func (s *Scheduler) Watch(id string, who hordeapi.Caller, opt WatchOptions) *Wat
 	s.seq++
 	w.seq = s.seq
 	s.byID[id] = w
+	w.p = s.principalLocked(who)
 	heap.Push(&s.queue, w)
 	s.signalLocked()
 	return w
@@ -476,18 +488,13 @@ func (s *Scheduler) loop(ctx context.Context) {
 // how long until the loop has something to do: 0 to look again at once,
 // -1 for nothing until woken.
 func (s *Scheduler) dispatchLocked(now int64) int64 {
-	for len(s.queue) > 0 {
-		w := s.queue[0]
-		if w.due > now {
-			return w.due - now
-		}
-		if w.safety && s.lastHook != 0 && now-s.lastHook < int64(s.cfg.SafetyInterval) && w.defers < schedMaxDefers {
-			// Webhooks are arriving, so this one will most likely come
-			// too: skip this safety-net poll.
-			w.defers++
-			w.due = now + int64(s.jitterUp(s.cfg.SafetyInterval))
-			heap.Fix(&s.queue, 0)
-			continue
+	for {
+		s.promoteLocked(now)
+		if len(s.ready) == 0 {
+			if len(s.queue) > 0 {
+				return s.queue[0].due - now
+			}
+			return -1
 		}
 		if s.inflight >= s.cfg.Concurrency {
 			return -1 // a finishing poll wakes the loop
@@ -497,13 +504,75 @@ func (s *Scheduler) dispatchLocked(now int64) int64 {
 			return at - now
 		}
 		s.tat = tat + s.emit
-		heap.Pop(&s.queue)
+		w := s.nextReadyLocked()
 		w.state = watchPolling
 		w.defers = 0
 		s.inflight++
 		s.work <- w // never blocks: inflight < Concurrency = cap(s.work)
 	}
-	return -1
+}
+
+// promoteLocked moves the watches due by now from the queue to their
+// principals' ready heaps, skipping safety-net polls while webhooks flow.
+func (s *Scheduler) promoteLocked(now int64) {
+	for len(s.queue) > 0 && s.queue[0].due <= now {
+		w := s.queue[0]
+		if w.safety && s.lastHook != 0 && now-s.lastHook < int64(s.cfg.SafetyInterval) && w.defers < schedMaxDefers {
+			// Webhooks are arriving, so this one will most likely come
+			// too: skip this safety-net poll.
+			w.defers++
+			w.due = now + int64(s.jitterUp(s.cfg.SafetyInterval))
+			heap.Fix(&s.queue, 0)
+			continue
+		}
+		heap.Pop(&s.queue)
+		p := w.p
+		w.state = watchReady
+		heap.Push(&p.ready, w)
+		if p.index < 0 {
+			// A principal that was idle starts level with the others: it
+			// cannot bank the turns it did not need.
+			p.pass = max(p.pass, s.vtime)
+			heap.Push(&s.ready, p)
+		} else {
+			heap.Fix(&s.ready, int(p.index))
+		}
+	}
+}
+
+// nextReadyLocked takes the next poll to make: the earliest-due ready
+// watch of the principal served least (start-time fair queuing with equal
+// weights, which is round-robin between principals with polls due).
+func (s *Scheduler) nextReadyLocked() *Watch {
+	p := s.ready[0]
+	w := heap.Pop(&p.ready).(*Watch)
+	s.vtime = p.pass
+	p.pass++
+	if len(p.ready) == 0 {
+		heap.Pop(&s.ready)
+	} else {
+		heap.Fix(&s.ready, 0)
+	}
+	return w
+}
+
+// principalLocked returns who's share of the budget, counting one more
+// open watch on it.
+func (s *Scheduler) principalLocked(who hordeapi.Caller) *schedPrincipal {
+	key := who.ProxiedFor
+	if key == "" {
+		// No forwarded identity: the key is the principal. Kept hashed,
+		// so the table holds no secret.
+		sum := sha256.Sum256([]byte(who.APIKey))
+		key = "key:" + string(sum[:16])
+	}
+	p := s.byWho[key]
+	if p == nil {
+		p = &schedPrincipal{key: key, index: -1}
+		s.byWho[key] = p
+	}
+	p.watches++
+	return p
 }
 
 // poll makes one status call for w and plans what follows.
@@ -608,7 +677,22 @@ func (s *Scheduler) finishLocked(w *Watch, st *hordeapi.TextStatus, err error) {
 		return
 	}
 	if w.index >= 0 {
-		heap.Remove(&s.queue, int(w.index))
+		if w.state == watchReady {
+			p := w.p
+			heap.Remove(&p.ready, int(w.index))
+			if len(p.ready) == 0 {
+				heap.Remove(&s.ready, int(p.index))
+			} else {
+				heap.Fix(&s.ready, int(p.index))
+			}
+		} else {
+			heap.Remove(&s.queue, int(w.index))
+		}
+	}
+	if p := w.p; p != nil {
+		if p.watches--; p.watches == 0 {
+			delete(s.byWho, p.key)
+		}
 	}
 	if s.byID[w.id] == w {
 		delete(s.byID, w.id)
@@ -807,4 +891,58 @@ func (q *schedQueue) Pop() any {
 	w.index = -1
 	*q = old[:n-1]
 	return w
+}
+
+// schedPrincipal is one principal's share of the budget: its due watches
+// and its place in the round-robin.
+type schedPrincipal struct {
+	key     string
+	ready   schedQueue // due watches, earliest first
+	pass    uint64     // polls handed out, offset to the scheduler's virtual time
+	index   int32      // in s.ready; -1 when it has no due watch
+	watches int32      // open watches, so an idle principal can be dropped
+}
+
+// schedPrincipals is a min-heap of principals with due watches: the least
+// served first, then the one whose earliest due watch is oldest.
+type schedPrincipals []*schedPrincipal
+
+func (q schedPrincipals) Len() int { return len(q) }
+
+func (q schedPrincipals) Less(i, j int) bool {
+	if q[i].pass != q[j].pass {
+		return q[i].pass < q[j].pass
+	}
+	return q[i].ready.headBefore(q[j].ready)
+}
+
+func (q schedPrincipals) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = int32(i)
+	q[j].index = int32(j)
+}
+
+func (q *schedPrincipals) Push(x any) {
+	p := x.(*schedPrincipal)
+	p.index = int32(len(*q))
+	*q = append(*q, p)
+}
+
+func (q *schedPrincipals) Pop() any {
+	old := *q
+	n := len(old)
+	p := old[n-1]
+	old[n-1] = nil
+	p.index = -1
+	*q = old[:n-1]
+	return p
+}
+
+// headBefore orders two non-empty ready heaps by their earliest watch.
+func (q schedQueue) headBefore(o schedQueue) bool {
+	a, b := q[0], o[0]
+	if a.due != b.due {
+		return a.due < b.due
+	}
+	return a.seq < b.seq
 }
