@@ -142,8 +142,10 @@ func (s *Store) FinishJob(ctx context.Context, id string, state JobState, result
 		return fmt.Errorf("finish job %s: state %q, want done, failed or cancelled: %w", id, state, ErrInvalid)
 	}
 	now := s.nowMS()
+	// The target is only needed to deliver; it may hold a Discord
+	// interaction token, which must not outlive the job in the database.
 	return s.updateUnfinishedJob(ctx, "finish job", id, `
-		UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, updated_at = ?
+		UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ?, updated_at = ?, target = ''
 		WHERE id = ? AND state IN ('pending', 'submitted')`,
 		string(state), result, errMsg, now, now, id)
 }

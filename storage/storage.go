@@ -76,8 +76,11 @@ func WithNow(now func() time.Time) Option {
 }
 
 // dsnPragmas are applied by the driver to every new pooled connection,
-// after busy_timeout (dsn).
-const dsnPragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+// after busy_timeout (dsn). secure_delete zeroes what is deleted or
+// overwritten, so a finished job's delivery target (it may hold a Discord
+// interaction token) or an unlinked key's sealed bytes do not linger in
+// free space of the file.
+const dsnPragmas = "_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)&_txlock=immediate"
 
 // dsn is the driver's data source name for the database file at path.
 func dsn(path string, busyTimeout time.Duration) string {
