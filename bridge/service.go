@@ -202,6 +202,10 @@ type job struct {
 	// resumed: picked up from the journal; webhooks sent while the
 	// process was down are lost, so poll at once.
 	resumed bool
+	// deadline is when the job gives up (JobTimeout after created).
+	deadline time.Time
+	// park is set while the job waits in await; guarded by Service.mu.
+	park *parkedWait
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -281,7 +285,7 @@ func (s *Service) busyAdd(d int) {
 }
 
 // waitIdle is a test hook: it returns once no job is busy outside the
-// scheduler.
+// scheduler and no parked job has a wake-up it has not acted on yet.
 func (s *Service) waitIdle(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -291,7 +295,7 @@ func (s *Service) waitIdle(ctx context.Context) error {
 	defer stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.busy > 0 {
+	for s.busy > 0 || s.wakePendingLocked() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -428,12 +432,15 @@ func (s *Service) submit(ctx context.Context, j *job) *Error {
 // background runs a submitted job until it ends or the service closes,
 // then delivers it.
 func (s *Service) background(j *job, resumed bool) {
+	// Track the job before Submit returns its id, so a Cancel pressed at
+	// once finds it.
+	ctx := s.track(s.life, j)
 	s.wg.Add(1)
 	s.busyAdd(1)
 	go func() {
 		defer s.wg.Done()
 		defer s.busyAdd(-1)
-		s.run(s.life, j)
+		s.run(ctx, j)
 		if s.life.Err() != nil && j.err != nil && j.err.Code == CodeCanceled {
 			return // shutting down: the journal keeps it for the next start
 		}
@@ -441,16 +448,25 @@ func (s *Service) background(j *job, resumed bool) {
 	}()
 }
 
+// track makes j cancellable and findable by Cancel until run ends; it
+// returns the job's context.
+func (s *Service) track(parent context.Context, j *job) context.Context {
+	ctx, cancel := context.WithCancel(parent)
+	j.cancel = cancel
+	s.mu.Lock()
+	s.jobs[j.id] = j
+	s.mu.Unlock()
+	return ctx
+}
+
 // run polls a submitted job to its end, resubmitting a request the Horde
 // lost, and records the outcome in j and the journal. A cancelled ctx
 // deletes the Horde request, unless the service is closing.
 func (s *Service) run(ctx context.Context, j *job) {
-	ctx, cancel := context.WithCancel(ctx)
-	j.cancel = cancel
-	defer cancel()
-	s.mu.Lock()
-	s.jobs[j.id] = j
-	s.mu.Unlock()
+	if j.cancel == nil {
+		ctx = s.track(ctx, j)
+	}
+	defer j.cancel()
 	defer func() {
 		s.mu.Lock()
 		delete(s.jobs, j.id)
@@ -458,7 +474,9 @@ func (s *Service) run(ctx context.Context, j *job) {
 		close(j.done)
 	}()
 
-	deadline := s.clock.NewTimer(max(s.cfg.JobTimeout-s.clock.Since(j.created), time.Second))
+	timeout := max(s.cfg.JobTimeout-s.clock.Since(j.created), time.Second)
+	j.deadline = s.clock.Now().Add(timeout)
+	deadline := s.clock.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		if j.hordeID == "" {
@@ -556,8 +574,9 @@ func (s *Service) await(ctx context.Context, j *job, deadline <-chan time.Time) 
 	if j.resumed {
 		w.Poke()
 	}
-	s.busyAdd(-1) // parked: the scheduler or the clock wakes it
-	defer s.busyAdd(1)
+	// Parked: the scheduler, the clock or a cancel wakes it.
+	s.park(j, &parkedWait{ctx: ctx, watch: w, deadline: j.deadline, impossible: impossible})
+	defer s.unpark(j)
 	select {
 	case <-w.Done():
 		st, err := w.Result()
@@ -722,7 +741,7 @@ func (s *Service) resume(ctx context.Context) error {
 			if err := json.Unmarshal(e.Result, &res); err == nil {
 				j.result = &res
 				close(j.done)
-				s.deliver(j, true)
+				s.deliverLater(j)
 				continue
 			}
 		}
@@ -731,7 +750,7 @@ func (s *Service) resume(ctx context.Context) error {
 			j.err = Classify(err)
 			s.finishJournal(j.id, JobFailed, nil, j.err)
 			close(j.done)
-			s.deliver(j, true)
+			s.deliverLater(j)
 			continue
 		}
 		j.caller = caller
@@ -739,6 +758,18 @@ func (s *Service) resume(ctx context.Context) error {
 		s.background(j, true)
 	}
 	return nil
+}
+
+// deliverLater delivers a resumed job in the background: Start must not
+// wait on a platform, which only runs (and can send) once Start returned.
+func (s *Service) deliverLater(j *job) {
+	s.wg.Add(1)
+	s.busyAdd(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.busyAdd(-1)
+		s.deliver(j, true)
+	}()
 }
 
 func savePrincipal(p Principal) savedPrincipal {

@@ -405,6 +405,7 @@ func TestResumeDeliversSavedResultWithoutTheHorde(t *testing.T) {
 	store.SaveJobResult(context.Background(), "job-saved", saved)
 	d := &deliveries{}
 	r := newSvcRig(t, rigOptions{store: store, deliverers: map[string]Deliverer{"discord": d}})
+	r.settle() // kept answers are delivered after Start, in the background
 	got := d.all()
 	if len(got) != 1 || got[0].Result.Choices[0].Text != "kept answer" || !got[0].Resumed {
 		t.Fatalf("deliveries = %+v", got)
@@ -619,7 +620,7 @@ func TestDeliveryFailureIsRetriedAfterRestart(t *testing.T) {
 		t.Fatalf("undelivered job finished: %+v", store.job(id))
 	}
 	ok := &deliveries{}
-	newSvcRig(t, rigOptions{store: store, fake: r1.fake, deliverers: map[string]Deliverer{"discord": ok}})
+	newSvcRig(t, rigOptions{store: store, fake: r1.fake, deliverers: map[string]Deliverer{"discord": ok}}).settle()
 	if got := ok.all(); len(got) != 1 || got[0].JobID != id || store.job(id).state != JobDone {
 		t.Fatalf("redelivery = %+v, journal %+v", got, store.job(id))
 	}
