@@ -90,9 +90,45 @@ func (e *Engine) Button(ctx context.Context, in Incoming, id string) {
 	case id == "regenerate":
 		e.chat(ctx, in, chatTurn{regenerate: true})
 	case id == "continue":
-		e.chat(ctx, in, chatTurn{text: "Continue exactly where your last answer stopped."})
+		e.chat(ctx, in, chatTurn{text: "Continue exactly where your last answer stopped.", cont: true})
 	case strings.HasPrefix(id, "cancel:"):
-		e.cancelJobs(in, strings.TrimPrefix(id, "cancel:"))
+		e.cancelButton(ctx, in, strings.TrimPrefix(id, "cancel:"))
+	}
+}
+
+// cancelButton cancels the job a Cancel button is on. Its owner may, and so
+// may an admin (moderation); anyone else is told why nothing happens.
+func (e *Engine) cancelButton(ctx context.Context, in Incoming, jobID string) {
+	refuse := func(msg string) {
+		p := e.platform(in.Platform)
+		if p == nil {
+			return
+		}
+		if _, err := p.Send(ctx, in.Target, Outgoing{Text: msg, Ephemeral: true, Notice: true}); err != nil {
+			e.log.Warn("send refusal", "platform", in.Platform, "err", err)
+		}
+	}
+	if jobID == "" {
+		return
+	}
+	userKey := in.Platform + ":" + in.Author.ID
+	e.mu.Lock()
+	var owner string
+	found := false
+	for _, j := range e.live {
+		if j.jobID == jobID {
+			owner, found = j.userKey, true
+			break
+		}
+	}
+	e.mu.Unlock()
+	switch {
+	case !found:
+		refuse("That request has already finished; there is nothing to cancel.")
+	case owner != userKey && !e.cfg.isAdmin(in):
+		refuse("Only the person who asked, or an admin, can cancel this request.")
+	case !e.bridge.Cancel(jobID):
+		refuse("That request has already finished; there is nothing to cancel.")
 	}
 }
 

@@ -51,6 +51,7 @@ type Engine struct {
 	log      *slog.Logger
 	commands *Registry
 	limiter  *userLimiter
+	slots    *userSlots
 
 	mu          sync.Mutex
 	platforms   map[string]Platform
@@ -60,6 +61,10 @@ type Engine struct {
 	wg          sync.WaitGroup
 	stop        chan struct{} // closed by Close
 	stopOnce    sync.Once
+
+	// submitted, when set (tests only), sees each job id once the Horde
+	// accepted the job and its Cancel button can work.
+	submitted func(userKey, jobID string)
 }
 
 // liveJob is a chat job this process started.
@@ -90,6 +95,7 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 		log:         log.With("component", "bot"),
 		commands:    NewRegistry(),
 		limiter:     newUserLimiter(cfg.UserRate, cfg.UserBurst),
+		slots:       newUserSlots(cfg.UserConcurrency),
 		platforms:   map[string]Platform{},
 		queues:      map[string]chan func(){},
 		live:        map[string]*liveJob{},
@@ -183,6 +189,8 @@ type chatTurn struct {
 	text       string
 	oneShot    bool // no history: /ask
 	regenerate bool // ask the last question again
+	// cont asks the model to go on with the last answer (Continue).
+	cont bool
 }
 
 // chat checks permissions and limits at once, then queues the turn.
@@ -207,10 +215,12 @@ func (e *Engine) chat(ctx context.Context, in Incoming, turn chatTurn) {
 	}
 	userKey := in.Platform + ":" + in.Author.ID
 	if ok, wait := e.limiter.take(userKey, e.clock.Now()); !ok {
-		refuse(fmt.Sprintf("You're sending too fast. Try again in %s.", humanWait(wait)))
+		refuse(fmt.Sprintf("You're sending too fast. Try again in %s.", retryIn(wait)))
 		return
 	}
-	if n := e.userJobs(userKey); n >= e.cfg.UserConcurrency {
+	// The slot is taken now, not when the turn starts: a burst across
+	// conversations must not get past the limit before any job is live.
+	if n, ok := e.slots.take(userKey); !ok {
 		refuse(fmt.Sprintf("You already have %d requests running. Wait for one to finish, or cancel it.", n))
 		return
 	}
@@ -219,19 +229,10 @@ func (e *Engine) chat(ctx context.Context, in Incoming, turn chatTurn) {
 		conversation = in.ConversationID + "#ask:" + in.MessageID
 	}
 	ctx = context.WithoutCancel(ctx)
-	e.enqueue(conversation, func() { e.runTurn(ctx, p, in, turn) })
-}
-
-func (e *Engine) userJobs(userKey string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, j := range e.live {
-		if j.userKey == userKey {
-			n++
-		}
-	}
-	return n
+	e.enqueue(conversation, func() {
+		defer e.slots.put(userKey)
+		e.runTurn(ctx, p, in, turn)
+	})
 }
 
 // envelope is what a job's delivery target carries, so an answer can be
@@ -297,6 +298,19 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 		if err != nil {
 			e.log.Error("load conversation", "err", err)
 			fail("I could not load this conversation. Try again in a moment.")
+			return
+		}
+	}
+	// Regenerate and Continue act on the last question: only the person
+	// who asked it may press them, or one user could replace or extend
+	// another's answer. Checked here, on the conversation's queue, so a
+	// question asked meanwhile is taken into account. Admins get no
+	// exception: these buttons spend the presser's identity, not moderate.
+	if turn.regenerate || turn.cont {
+		if asker := lastAsker(history); asker != 0 && asker != user.ID {
+			if _, err := p.Send(ctx, in.Target, Outgoing{Text: notYourAnswer, Ephemeral: true, Notice: true}); err != nil {
+				e.log.Warn("send refusal", "platform", in.Platform, "err", err)
+			}
 			return
 		}
 	}
@@ -371,12 +385,30 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 	}
 	e.mu.Unlock()
 	pr.setJob(jobID)
+	if e.submitted != nil {
+		e.submitted(in.Platform+":"+in.Author.ID, jobID)
+	}
 	// Hold the queue until the answer is delivered, so the next turn's
 	// history has it.
 	select {
 	case <-pr.dlv:
 	case <-e.stop:
 	}
+}
+
+// notYourAnswer refuses Regenerate or Continue pressed by someone other
+// than the person who asked.
+const notYourAnswer = "Only the person who asked the last question here can use Regenerate or Continue on its answer. Mention me to ask your own question."
+
+// lastAsker is the store user id of the author of the last question in
+// history; 0 when unknown.
+func lastAsker(history []Message) int64 {
+	for i := len(history) - 1; i >= 0; i-- {
+		if history[i].Role == "user" {
+			return history[i].AuthorID
+		}
+	}
+	return 0
 }
 
 // deliver is the bridge Deliverer for every platform: it replaces the
@@ -430,6 +462,10 @@ func (e *Engine) deliver(ctx context.Context, d bridge.Delivery) error {
 		return err
 	}
 	if env.Conversation != 0 {
+		if d.Resumed && e.turnStored(ctx, env.Conversation, res.HordeID) {
+			// Stored before a crash that came ahead of the journal update.
+			return nil
+		}
 		reply := Message{Role: "assistant", Content: answer, Model: res.Model, HordeID: res.HordeID, Kudos: res.Kudos}
 		var err error
 		if env.Regenerate {
@@ -444,6 +480,32 @@ func (e *Engine) deliver(ctx context.Context, d bridge.Delivery) error {
 		}
 	}
 	return nil
+}
+
+// redeliveryWindow is how many of a conversation's latest messages a
+// redelivered answer is looked for in; turns asked after the restart may
+// have come after it.
+const redeliveryWindow = 50
+
+// turnStored reports whether the answer of Horde request hordeID is
+// already in the conversation's latest messages: the process died after
+// storing the turn but before the bridge closed the job, which is then
+// delivered again.
+func (e *Engine) turnStored(ctx context.Context, conv int64, hordeID string) bool {
+	if hordeID == "" {
+		return false
+	}
+	msgs, err := e.store.LastMessages(ctx, conv, redeliveryWindow)
+	if err != nil {
+		e.log.Warn("look up a redelivered turn", "err", err)
+		return false
+	}
+	for _, m := range msgs {
+		if m.Role == "assistant" && m.HordeID == hordeID {
+			return true
+		}
+	}
+	return false
 }
 
 // answerNotes tells the person what shaped the answer.

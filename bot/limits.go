@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -111,6 +112,53 @@ func (l *userLimiter) evict(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// retryIn says when a refused person may try again, rounded up so that
+// trying then works: "7 s" for 6.4 s, "2 min" for 61 s.
+func retryIn(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%d s", max((d+time.Second-1)/time.Second, 1))
+	}
+	return fmt.Sprintf("%d min", (d+time.Minute-1)/time.Minute)
+}
+
+// userSlots bounds each user's chat turns in flight. A slot is taken when
+// a message is accepted and given back when its turn ends (answered,
+// failed, or the engine closing), so a turn still waiting in a busy
+// conversation's queue holds one too, and a burst across conversations
+// cannot start more jobs than the limit.
+type userSlots struct {
+	mu  sync.Mutex
+	max int
+	n   map[string]int // users at zero are dropped: memory follows the turns in flight
+}
+
+func newUserSlots(max int) *userSlots {
+	return &userSlots{max: max, n: map[string]int{}}
+}
+
+// take reserves a slot for key; when all are taken it returns false and
+// how many the user has.
+func (s *userSlots) take(key string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.n[key]; n >= s.max {
+		return n, false
+	}
+	s.n[key]++
+	return 0, true
+}
+
+// put gives back a slot take reserved.
+func (s *userSlots) put(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[key] <= 1 {
+		delete(s.n, key)
+		return
+	}
+	s.n[key]--
 }
 
 // sanitizeMentions defuses mass pings in model output, on top of the

@@ -191,6 +191,10 @@ func (a *Adapter) Send(ctx context.Context, targetStr string, out bot.Outgoing) 
 	return first, nil
 }
 
+// errPrivateExpired refuses to post an ephemeral answer in the channel
+// when its interaction token no longer works.
+var errPrivateExpired = errors.New("the interaction expired (or this host's clock is over 15 minutes off); its private answer was not posted in the channel")
+
 // sendOne posts one message at t:
 //   - a live command interaction: the first answer fills the original
 //     response (the deferred "thinking" message); later ones are ephemeral
@@ -209,6 +213,11 @@ func (a *Adapter) sendOne(ctx context.Context, t target, o bot.Outgoing) (string
 			return id, err
 		}
 		// The token expired early, or id is "": answer in the channel.
+	}
+	if o.Ephemeral && t.interaction() {
+		// A private answer (a new /v1 token, /me) must not become a
+		// channel message because the interaction is gone.
+		return "", errPrivateExpired
 	}
 	switch t.kind {
 	case kindThread:
@@ -579,16 +588,19 @@ func (a *Adapter) SendFile(ctx context.Context, targetStr string, f bot.File, ou
 		ct = "application/octet-stream"
 	}
 	files := []*discordgo.File{{Name: f.Name, ContentType: ct, Reader: bytes.NewReader(f.Data)}}
-	if out.Ephemeral && t.alive(a.clock.Now()) {
-		b.Flags = ephemeralFlag
-		m, err := a.rest(ctx, http.MethodPost, discordgo.EndpointWebhookToken(t.app, t.token)+followupQuery, webhookBucket(t), b, files)
-		if err == nil {
-			return string(prefixFollowup) + m.ID, nil
+	if out.Ephemeral && t.interaction() {
+		if t.alive(a.clock.Now()) {
+			b.Flags = ephemeralFlag
+			m, err := a.rest(ctx, http.MethodPost, discordgo.EndpointWebhookToken(t.app, t.token)+followupQuery, webhookBucket(t), b, files)
+			if err == nil {
+				return string(prefixFollowup) + m.ID, nil
+			}
+			if !tokenGone(err) {
+				return "", fmt.Errorf("discord: send file: %w", err)
+			}
 		}
-		if !tokenGone(err) {
-			return "", fmt.Errorf("discord: send file: %w", err)
-		}
-		b.Flags = 0
+		// Never in the channel: the file was meant for one person.
+		return "", fmt.Errorf("discord: send file: %w", errPrivateExpired)
 	}
 	ch := a.home(t)
 	if t.kind == kindThread {
