@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -57,6 +58,13 @@ func (e *Engine) RunCommand(ctx context.Context, c *Call) {
 			e.log.Warn("command reply", "command", c.Command.Name, "err", err)
 		}
 	}
+	defer func() {
+		// A bug in one command must not end the process for everyone.
+		if r := recover(); r != nil {
+			e.log.Error("internal error in a command; the bot goes on", "command", c.Command.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			reply("⚠️ Something went wrong on my side. It has been logged; please try again.")
+		}
+	}()
 	if msg := e.cfg.allowed(c.In); msg != "" {
 		reply(msg)
 		return

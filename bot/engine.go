@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -136,20 +137,46 @@ func (e *Engine) Close() {
 	e.wg.Wait()
 }
 
-// enqueue runs task on the conversation's serial queue.
-func (e *Engine) enqueue(conversation string, task func()) {
+// maxQueuedTurns bounds the turns waiting in one conversation; a busy
+// shared channel gets a refusal past it rather than an unbounded backlog.
+const maxQueuedTurns = 64
+
+// enqueue runs task on the conversation's serial queue. It reports false,
+// and drops task, when the queue is full. It never blocks: drain needs
+// e.mu to take the next task.
+func (e *Engine) enqueue(conversation string, task func()) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.wg.Add(1)
 	wrapped := func() { defer e.wg.Done(); task() }
-	if q, ok := e.queues[conversation]; ok {
-		q <- wrapped
+	q, running := e.queues[conversation]
+	if !running {
+		q = make(chan func(), maxQueuedTurns)
+	}
+	select {
+	case q <- wrapped:
+	default:
+		return false
+	}
+	e.wg.Add(1)
+	if !running {
+		e.queues[conversation] = q
+		go e.drain(conversation, q)
+	}
+	return true
+}
+
+// recoverTurn stops a panic in one turn from ending the process, and with
+// it every other conversation: it logs the panic with its stack and tells
+// the person. Deferred by the task that runs a turn.
+func (e *Engine) recoverTurn(ctx context.Context, p Platform, in Incoming) {
+	r := recover()
+	if r == nil {
 		return
 	}
-	q := make(chan func(), 64)
-	q <- wrapped
-	e.queues[conversation] = q
-	go e.drain(conversation, q)
+	e.log.Error("internal error while answering; the bot goes on", "platform", in.Platform, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	if _, err := p.Send(ctx, in.Target, Outgoing{Text: "⚠️ Something went wrong on my side while answering that. It has been logged; please try again.", Notice: true}); err != nil {
+		e.log.Warn("send error notice", "err", err)
+	}
 }
 
 // drain runs a conversation's tasks in order and exits when it is idle.
@@ -229,10 +256,15 @@ func (e *Engine) chat(ctx context.Context, in Incoming, turn chatTurn) {
 		conversation = in.ConversationID + "#ask:" + in.MessageID
 	}
 	ctx = context.WithoutCancel(ctx)
-	e.enqueue(conversation, func() {
+	queued := e.enqueue(conversation, func() {
 		defer e.slots.put(userKey)
+		defer e.recoverTurn(ctx, p, in)
 		e.runTurn(ctx, p, in, turn)
 	})
+	if !queued {
+		e.slots.put(userKey)
+		refuse(fmt.Sprintf("%d questions are already waiting in this conversation. Try again when some are answered, or start a new conversation.", maxQueuedTurns))
+	}
 }
 
 // envelope is what a job's delivery target carries, so an answer can be
@@ -414,7 +446,15 @@ func lastAsker(history []Message) int64 {
 // deliver is the bridge Deliverer for every platform: it replaces the
 // placeholder with the answer (split to the platform's limit, or as a file),
 // then stores the turn in the conversation's history.
-func (e *Engine) deliver(ctx context.Context, d bridge.Delivery) error {
+func (e *Engine) deliver(ctx context.Context, d bridge.Delivery) (err error) {
+	defer func() {
+		// The bridge keeps a job whose delivery failed for the next start;
+		// a bug here must not end the process for everyone.
+		if r := recover(); r != nil {
+			e.log.Error("internal error while delivering; the bot goes on", "job", d.JobID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = fmt.Errorf("deliver job %s: internal error", d.JobID)
+		}
+	}()
 	env, err := decodeEnvelope(d.Target)
 	if err != nil {
 		e.log.Error("undeliverable job", "job", d.JobID, "err", err)

@@ -3,6 +3,7 @@ package bot_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ type fakePlatform struct {
 	keys   map[string]string // idempotency key -> message id
 	msgs   map[string]string // id -> current text
 	notify chan struct{}
+	// panicTarget makes the next Send to that target panic, once.
+	panicTarget string
 }
 
 func newFakePlatform(limit int) *fakePlatform {
@@ -54,6 +57,10 @@ func (f *fakePlatform) record(ev event) {
 func (f *fakePlatform) Send(_ context.Context, target string, out bot.Outgoing) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if target == f.panicTarget {
+		f.panicTarget = ""
+		panic("fake platform: send to " + target)
+	}
 	if len([]rune(out.Text)) > f.limit {
 		return "", fmt.Errorf("message of %d characters over the limit %d", len([]rune(out.Text)), f.limit)
 	}
@@ -147,11 +154,17 @@ type rig struct {
 
 func newRig(t *testing.T, cfg bot.Config, limit int, horde ...hordetest.Option) *rig {
 	t.Helper()
+	return newLoggedRig(t, cfg, limit, nil, horde...)
+}
+
+// newLoggedRig is newRig with the engine logging to log (nil discards).
+func newLoggedRig(t *testing.T, cfg bot.Config, limit int, log *slog.Logger, horde ...hordetest.Option) *rig {
+	t.Helper()
 	fake := bridgetest.FastHorde(t, horde...)
 	r := &rig{fake: fake, store: bottest.NewMemStore(), plat: newFakePlatform(limit)}
 	var err error
 	r.svc = bridgetest.Service(t, bridge.DefaultConfig(), fake, bridgetest.NewMemStore(), func(svc *bridge.Service) {
-		r.engine, err = bot.NewEngine(cfg, bot.Deps{Store: r.store, Bridge: svc, Keys: bottest.KeyChecker{Fake: fake}})
+		r.engine, err = bot.NewEngine(cfg, bot.Deps{Store: r.store, Bridge: svc, Keys: bottest.KeyChecker{Fake: fake}, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}
