@@ -45,12 +45,18 @@ func TestFullConversationQueueRefusesClearly(t *testing.T) {
 	r := newRig(t, cfg, 2000)
 	bridgetest.SetWorkersOnline(t, r.fake, false)
 	const senders = 70
-	for i := range senders {
-		in := r.incoming(fmt.Sprintf("user-%02d", i), fmt.Sprintf("question %02d", i))
-		r.engine.HandleMessage(context.Background(), in)
+	ask := func(i int) {
+		r.engine.HandleMessage(context.Background(), r.incoming(fmt.Sprintf("user-%02d", i), fmt.Sprintf("question %02d", i)))
 	}
-	// The first turn runs (it holds the queue while its job waits), 64
-	// wait behind it, and the rest are refused.
+	// The first turn runs: it holds the queue while its job waits.
+	ask(0)
+	r.plat.waitFor(t, "the first turn running", func(evs []event, _ map[string]string) bool {
+		return len(evs) > 0 && strings.Contains(evs[0].Out.Text, "Asking the Horde")
+	})
+	// 64 wait behind it, and the rest are refused.
+	for i := 1; i < senders; i++ {
+		ask(i)
+	}
 	const refusedWant = senders - 1 - 64
 	r.plat.waitFor(t, "the refusals", func(evs []event, _ map[string]string) bool {
 		n := 0
