@@ -77,7 +77,7 @@ type Adapter struct {
 	replaced map[string]string   // expired interaction message id -> channel message posted instead
 	threads  map[string]string   // starter message id -> channel its answers go to
 	names    map[string]string   // starter message id -> name for its thread
-	threadMu sync.Mutex          // serializes thread creation
+	opening  keyLocks            // by starter message: each thread is opened once
 
 	qmu    sync.Mutex
 	queues map[string][]func()
@@ -98,7 +98,8 @@ type options struct {
 func WithClock(c clockwork.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithTransport sets the HTTP transport REST calls go through after the
-// base URL rewrite; nil means http.DefaultTransport.
+// base URL rewrite; nil means a transport like http.DefaultTransport that
+// keeps more idle connections to the one REST host.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
 // New builds the adapter without connecting. See Adapter for how to wire

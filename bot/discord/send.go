@@ -375,8 +375,9 @@ func (a *Adapter) channelSend(ctx context.Context, channel, reply string, o bot.
 // channel its answers go to: the thread, or the channel itself when the
 // bot may not open threads there.
 func (a *Adapter) ensureThread(ctx context.Context, t target) (string, error) {
-	a.threadMu.Lock()
-	defer a.threadMu.Unlock()
+	// Per message, not adapter-wide: a thousand mentions at once would
+	// otherwise wait for each other's thread creation round trip.
+	defer a.opening.lock(t.message)()
 	a.mu.Lock()
 	ch, ok := a.threads[t.message]
 	name := a.names[t.message]

@@ -10,6 +10,10 @@ import (
 	"github.com/bwmarrin/discordgo"
 )
 
+// restIdleConns is how many idle connections to Discord's REST API are
+// kept for reuse.
+const restIdleConns = 32
+
 // rewriteTransport sends discordgo's REST calls, built from its package
 // endpoint variables (https://discord.com/api/v9/...), to the configured
 // base URL instead, leaving those variables alone. Everything else (the
@@ -31,7 +35,12 @@ func newRewriteTransport(base string, next http.RoundTripper) (*rewriteTransport
 		return nil, fmt.Errorf("parse discord.api_base_url: %w", err)
 	}
 	if next == nil {
-		next = http.DefaultTransport
+		// Every REST call goes to one host, and net/http keeps only 2
+		// idle connections per host by default: with many conversations
+		// at once almost every call opened a new (TLS) connection.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = restIdleConns
+		next = tr
 	}
 	return &rewriteTransport{from: src.Path, host: src.Host, to: to, next: next}, nil
 }
