@@ -47,6 +47,10 @@ type App struct {
 	onReady func(net.Addr)
 }
 
+// hordeIdleConns is how many idle connections to the Horde are kept for
+// reuse: the scheduler's polls in flight plus bursts of submits.
+const hordeIdleConns = 64
+
 // newApp opens everything Run needs. On error, whatever was opened is closed.
 func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
 	a := &App{cfg: cfg, log: log, started: time.Now()}
@@ -70,8 +74,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err erro
 	if err != nil {
 		return nil, fmt.Errorf("register horde metrics: %w", err)
 	}
+	// Every Horde call goes to one host, and net/http keeps only 2 idle
+	// connections per host by default: under load almost every submit and
+	// poll opened a new (TLS) connection (load_test.go).
+	hordeTransport := http.DefaultTransport.(*http.Transport).Clone()
+	hordeTransport.MaxIdleConnsPerHost = hordeIdleConns
 	a.horde, err = hordeapi.New(cfg.Horde, hordeapi.WithVersion(version()),
-		hordeapi.WithHTTPClient(&http.Client{Timeout: cfg.Horde.Timeout, Transport: hordeMetrics.RoundTripper(http.DefaultTransport)}))
+		hordeapi.WithHTTPClient(&http.Client{Timeout: cfg.Horde.Timeout, Transport: hordeMetrics.RoundTripper(hordeTransport)}))
 	if err != nil {
 		return nil, fmt.Errorf("create horde client: %w", err)
 	}
