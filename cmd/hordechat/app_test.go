@@ -52,18 +52,28 @@ type running struct {
 	addr   net.Addr
 	cancel context.CancelFunc
 	code   chan int
+	stdout *syncBuffer
 	stderr *syncBuffer
 }
 
 func startRun(t *testing.T, env []string) *running {
 	t.Helper()
+	return startRunWith(t, env, nil)
+}
+
+// startRunWith is startRun with a hook that sees the App before it serves.
+func startRunWith(t *testing.T, env []string, hook func(*App)) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, code: make(chan int, 1), stderr: &syncBuffer{}}
+	r := &running{cancel: cancel, code: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	ready := make(chan net.Addr, 1)
 	go func() {
-		r.code <- run(ctx, nil, env, &bytes.Buffer{}, r.stderr, func(a *App) {
+		r.code <- run(ctx, nil, env, r.stdout, r.stderr, func(a *App) {
 			r.app = a
 			a.onReady = func(addr net.Addr) { ready <- addr }
+			if hook != nil {
+				hook(a)
+			}
 		})
 	}()
 	select {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,38 +43,6 @@ const (
 
 // secStorageKey is the storage encryption key's 32 raw bytes.
 var secStorageKey = []byte("STORAGEKEY-1f3a5c7e9b2d4f6a8c0e7")
-
-// secureRun is one run of the whole binary with its stdout kept.
-type secureRun struct {
-	*running
-	stdout *syncBuffer
-}
-
-// startSecure is startRun with stdout kept and a hook on the App before
-// it serves.
-func startSecure(t *testing.T, env []string, hook func(*App)) *secureRun {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &secureRun{running: &running{cancel: cancel, code: make(chan int, 1), stderr: &syncBuffer{}}, stdout: &syncBuffer{}}
-	ready := make(chan net.Addr, 1)
-	go func() {
-		r.code <- run(ctx, nil, env, r.stdout, r.stderr, func(a *App) {
-			r.app = a
-			a.onReady = func(addr net.Addr) { ready <- addr }
-			if hook != nil {
-				hook(a)
-			}
-		})
-	}()
-	select {
-	case r.addr = <-ready:
-	case code := <-r.code:
-		cancel()
-		t.Fatalf("run exited with %d before ready:\n%s", code, r.stderr.String())
-	}
-	t.Cleanup(func() { r.stop(t) })
-	return r
-}
 
 // panicPath is served by a handler that panics, added in front of the
 // app's routes by the test, to see what the HTTP server logs.
@@ -211,7 +178,7 @@ func TestSecurityNoSecretInAnyOutput(t *testing.T) {
 	}
 	secrets.check(t, "check-config output", append(ccOut.Bytes(), ccErr.Bytes()...))
 
-	r := startSecure(t, env, func(a *App) {
+	r := startRunWith(t, env, func(a *App) {
 		inner := a.http.Handler
 		a.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if req.URL.Path == panicPath {
