@@ -62,6 +62,7 @@ type Engine struct {
 	wg          sync.WaitGroup
 	stop        chan struct{} // closed by Close
 	stopOnce    sync.Once
+	inbox       inboxState
 
 	// submitted, when set (tests only), sees each job id once the Horde
 	// accepted the job and its Cancel button can work.
@@ -102,6 +103,7 @@ func NewEngine(cfg Config, deps Deps) (*Engine, error) {
 		live:        map[string]*liveJob{},
 		progressors: map[string]*progressor{},
 		stop:        make(chan struct{}),
+		inbox:       newInboxState(),
 	}
 	for _, c := range e.builtins() {
 		if err := e.commands.Add(c); err != nil {
@@ -130,8 +132,8 @@ func (e *Engine) platform(name string) Platform {
 	return e.platforms[name]
 }
 
-// Close stops waiting for answers; queued turns end. Jobs stay journaled by
-// the bridge and are delivered after the next start.
+// Close stops waiting for answers; queued turns not yet started stay in the
+// inbox, and jobs journaled by the bridge, for the next start.
 func (e *Engine) Close() {
 	e.stopOnce.Do(func() { close(e.stop) })
 	e.wg.Wait()
@@ -256,13 +258,18 @@ func (e *Engine) chat(ctx context.Context, in Incoming, turn chatTurn) {
 		conversation = in.ConversationID + "#ask:" + in.MessageID
 	}
 	ctx = context.WithoutCancel(ctx)
-	queued := e.enqueue(conversation, func() {
-		defer e.slots.put(userKey)
-		defer e.recoverTurn(ctx, p, in)
-		e.runTurn(ctx, p, in, turn)
-	})
-	if !queued {
+	// Accepted: kept in the inbox before it is queued, so that a crash
+	// while it waits behind another turn does not lose it.
+	kept, err := e.keepTurn(ctx, conversation, in, turn)
+	if err != nil {
 		e.slots.put(userKey)
+		e.log.Error("keep an accepted message", "platform", in.Platform, "err", err)
+		refuse("I could not save your message (a database problem on my side). Send it again in a moment.")
+		return
+	}
+	if !e.enqueue(conversation, e.turnTask(ctx, p, kept, userKey)) {
+		e.slots.put(userKey)
+		e.dropInbox(kept.id)
 		refuse(fmt.Sprintf("%d questions are already waiting in this conversation. Try again when some are answered, or start a new conversation.", maxQueuedTurns))
 	}
 }
@@ -278,6 +285,7 @@ type envelope struct {
 	Question     string `json:"q"`
 	Token        string `json:"r"`           // live request token, for progress
 	Regenerate   bool   `json:"g,omitempty"` // the answer replaces the last one
+	Inbox        int64  `json:"i,omitempty"` // the turn's inbox item, deleted once delivered
 	Platform     string `json:"-"`
 }
 
@@ -303,9 +311,11 @@ func decodeEnvelope(target string) (envelope, error) {
 	return env, nil
 }
 
-// runTurn builds the message list and submits the job; it holds the
-// conversation's queue until the answer is in, so turns stay in order.
-func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chatTurn) {
+// runTurn builds the message list and submits the job as jobID; it holds
+// the conversation's queue until the answer is in, so turns stay in order.
+// It reports whether the job was submitted: its delivery then ends the
+// turn's inbox item.
+func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chatTurn, inbox int64, jobID string) (submitted bool) {
 	fail := func(msg string) {
 		if _, err := p.Send(ctx, in.Target, Outgoing{Text: "⚠️ " + msg, Notice: true}); err != nil {
 			e.log.Warn("send error notice", "err", err)
@@ -315,7 +325,7 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 	if err != nil {
 		e.log.Error("load user", "err", err)
 		fail("I could not load your profile. Try again in a moment.")
-		return
+		return false
 	}
 	settings, err := e.store.UserSettings(ctx, user.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -330,7 +340,7 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 		if err != nil {
 			e.log.Error("load conversation", "err", err)
 			fail("I could not load this conversation. Try again in a moment.")
-			return
+			return false
 		}
 	}
 	// Regenerate and Continue act on the last question: only the person
@@ -343,7 +353,7 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 			if _, err := p.Send(ctx, in.Target, Outgoing{Text: notYourAnswer, Ephemeral: true, Notice: true}); err != nil {
 				e.log.Warn("send refusal", "platform", in.Platform, "err", err)
 			}
-			return
+			return false
 		}
 	}
 	question := turn.text
@@ -357,7 +367,7 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 		}
 		if question == "" {
 			fail("There is nothing to regenerate in this conversation yet.")
-			return
+			return false
 		}
 	}
 	system := firstNonEmpty(conv.SystemPrompt, settings.SystemPrompt, e.cfg.SystemPrompt)
@@ -375,7 +385,9 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 	msgs = append(msgs, prompt.Message{Role: prompt.RoleUser, Name: name, Content: question})
 
 	token := newToken()
-	placeholder, err := p.Send(ctx, in.Target, Outgoing{Text: "⏳ Asking the Horde…", Notice: true, Key: token + ":wait"})
+	// Keyed by the job: a turn run again after a crash reuses the
+	// placeholder it may have posted before.
+	placeholder, err := p.Send(ctx, in.Target, Outgoing{Text: "⏳ Asking the Horde…", Notice: true, Key: jobID + ":wait"})
 	if err != nil {
 		e.log.Warn("send placeholder", "err", err) // the answer still comes as a new message
 	}
@@ -383,19 +395,19 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 	if t, ok := p.(Typer); ok {
 		_ = t.Typing(ctx, in.Target)
 	}
-	env := envelope{Target: in.Target, Placeholder: placeholder, Conversation: conv.ID, User: user.ID, Name: name, Question: question, Token: token, Regenerate: turn.regenerate}
+	env := envelope{Target: in.Target, Placeholder: placeholder, Conversation: conv.ID, User: user.ID, Name: name, Question: question, Token: token, Regenerate: turn.regenerate, Inbox: inbox}
 	req := bridge.Request{
 		Principal: bridge.Principal{Platform: in.Platform, UserID: in.Author.ID, StoreUserID: user.ID},
 		Models:    []string{firstNonEmpty(conv.Model, settings.Model, bridge.DefaultModel)},
 		Messages:  msgs,
 		Params:    bridge.Params{Temperature: settings.Temperature, MaxTokens: settings.MaxTokens},
 		Target:    env.encode(in.Platform),
+		JobID:     jobID,
 	}
 	e.mu.Lock()
 	e.live[token] = &liveJob{conversation: in.ConversationID, userKey: in.Platform + ":" + in.Author.ID}
 	e.mu.Unlock()
-	jobID, err := e.bridge.Submit(ctx, req, pr.update)
-	if err != nil {
+	if _, err := e.bridge.Submit(ctx, req, pr.update); err != nil {
 		pr.finish()
 		e.dropProgressor(token)
 		e.mu.Lock()
@@ -405,11 +417,11 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 		text := "⚠️ " + be.Message
 		if placeholder != "" {
 			if ed, ok := p.(Editor); ok && ed.Edit(ctx, in.Target, placeholder, Outgoing{Text: text, Notice: true}) == nil {
-				return
+				return false
 			}
 		}
 		fail(be.Message)
-		return
+		return false
 	}
 	e.mu.Lock()
 	if lj, ok := e.live[token]; ok { // gone if it was already delivered
@@ -426,6 +438,7 @@ func (e *Engine) runTurn(ctx context.Context, p Platform, in Incoming, turn chat
 	case <-pr.dlv:
 	case <-e.stop:
 	}
+	return true
 }
 
 // notYourAnswer refuses Regenerate or Continue pressed by someone other
@@ -472,10 +485,22 @@ func (e *Engine) deliver(ctx context.Context, d bridge.Delivery) (err error) {
 		if pr != nil {
 			pr.delivered()
 		}
+		e.inboxDelivered(env.Inbox, d.Resumed)
 	}()
 	if pr != nil {
 		pr.finish()
 	}
+	if err := e.deliverTurn(ctx, p, env, d); err != nil {
+		return err
+	}
+	// Posted and stored: the turn is over. A redelivery after a crash
+	// before this deletes nothing, and stores nothing twice.
+	e.dropInbox(env.Inbox)
+	return nil
+}
+
+// deliverTurn posts a job's answer or error and stores the turn.
+func (e *Engine) deliverTurn(ctx context.Context, p Platform, env envelope, d bridge.Delivery) error {
 	if d.Err != nil {
 		if d.Err.Code == bridge.CodeCanceled {
 			return e.post(ctx, p, env, d.JobID, "🛑 Cancelled.", nil)

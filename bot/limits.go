@@ -150,7 +150,16 @@ func (s *userSlots) take(key string) (int, bool) {
 	return 0, true
 }
 
-// put gives back a slot take reserved.
+// hold reserves a slot for key even past the limit: for turns accepted
+// before a restart, which count against the user again but are not
+// refused twice.
+func (s *userSlots) hold(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n[key]++
+}
+
+// put gives back a slot take or hold reserved.
 func (s *userSlots) put(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -57,6 +57,27 @@ type UserUsage struct {
 	Kudos     float64
 }
 
+// InboxItem is a chat turn the engine accepted and has not finished, kept
+// so that a crash loses no accepted message: a turn waiting behind another
+// in its conversation exists nowhere else.
+type InboxItem struct {
+	ID           int64
+	Conversation string // the serial queue the turn waits in
+	Platform     string
+	Payload      []byte // the engine's JSON; may hold a platform credential
+	JobID        string // the id the turn's job has, or will have, in the journal
+}
+
+// JobStatus is what the bridge's job journal knows of a job.
+type JobStatus int
+
+// What the journal knows of a job.
+const (
+	JobUnknown  JobStatus = iota // never journaled: the job was not submitted
+	JobRunning                   // journaled and unfinished: the bridge resumes and delivers it
+	JobFinished                  // done, failed or cancelled
+)
+
 // Store is what the chat core needs from storage; the cmd layer adapts
 // *storage.Store to it (bot does not import storage).
 type Store interface {
@@ -84,4 +105,12 @@ type Store interface {
 	// else appends msg; in one transaction.
 	ReplaceLastAssistant(ctx context.Context, conversationID int64, msg Message) error
 	LastMessages(ctx context.Context, conversationID int64, limit int) ([]Message, error)
+	// AddInbox keeps an accepted turn and returns its id.
+	AddInbox(ctx context.Context, it InboxItem) (int64, error)
+	// DeleteInbox removes a turn that ended; a missing one is no error.
+	DeleteInbox(ctx context.Context, id int64) error
+	// PendingInbox lists the kept turns, oldest first.
+	PendingInbox(ctx context.Context) ([]InboxItem, error)
+	// JobStatus looks a job id up in the bridge's journal.
+	JobStatus(ctx context.Context, jobID string) (JobStatus, error)
 }

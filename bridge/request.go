@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/hordechat/hordechat/bridge/prompt"
@@ -24,6 +25,26 @@ type Request struct {
 	// for Submit; the job's answer goes to the Deliverer registered for its
 	// platform, also after a restart.
 	Target string
+	// JobID, when set, is the job's id instead of a random one, so that a
+	// caller can record it before the job exists (the chat engine keeps it
+	// with the message the job answers). 16 to 64 letters, digits, '-' or
+	// '_' (it goes into webhook URLs), and not in the journal yet.
+	JobID string
+}
+
+// jobID returns the caller's job id once checked, or a new random one.
+func (r Request) jobID() (string, error) {
+	if r.JobID == "" {
+		return newJobID(), nil
+	}
+	ok := len(r.JobID) >= 16 && len(r.JobID) <= 64
+	for _, c := range r.JobID {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_')
+	}
+	if !ok {
+		return "", newError(CodeInvalidRequest, http.StatusBadRequest, nil, "The job id %q is not valid: use 16 to 64 letters, digits, '-' or '_', or leave it empty for a random one.", r.JobID)
+	}
+	return r.JobID, nil
 }
 
 // Params are sampling parameters. Nil fields are unset: the Horde's or the

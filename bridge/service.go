@@ -364,6 +364,10 @@ func (s *Service) begin(ctx context.Context, req Request, progress ProgressFunc)
 	if closing {
 		return nil, newError(CodeUnavailable, http.StatusServiceUnavailable, nil, "hordechat is shutting down. Try again in a moment.")
 	}
+	id, err := req.jobID()
+	if err != nil {
+		return nil, err
+	}
 	caller, kind, err := s.callerFor(ctx, req.Principal)
 	if err != nil {
 		return nil, Classify(err)
@@ -377,7 +381,7 @@ func (s *Service) begin(ctx context.Context, req Request, progress ProgressFunc)
 		prep.Horde.ProxiedAccount = req.Principal.Account()
 	}
 	j := &job{
-		id:        newJobID(),
+		id:        id,
 		principal: req.Principal,
 		target:    req.Target,
 		prep:      prep,

@@ -231,3 +231,13 @@ func (s *Store) UnfinishedJobs(ctx context.Context) ([]Job, error) {
 	}
 	return jobs, nil
 }
+
+// JobStateByID returns the state of a journaled job, or ErrNotFound when
+// the journal has never had it; it reads nothing else of the job.
+func (s *Store) JobStateByID(ctx context.Context, id string) (JobState, error) {
+	var st JobState
+	if err := s.db.QueryRowContext(ctx, "SELECT state FROM jobs WHERE id = ?", id).Scan(&st); err != nil {
+		return "", fmt.Errorf("get state of job %s: %w", id, notFound(err))
+	}
+	return st, nil
+}

@@ -26,7 +26,15 @@ func (s *Store) PruneMessages(ctx context.Context, before time.Time) (int64, err
 
 // PruneFinishedJobs deletes journal entries of jobs that finished before the
 // cutoff and returns how many it deleted. Unfinished jobs are never pruned.
+// Inbox items of those jobs go first: once the journal forgets a job, an
+// item left behind (its delivery could not delete it) would look like a
+// turn never submitted, and be asked again.
 func (s *Store) PruneFinishedJobs(ctx context.Context, before time.Time) (int64, error) {
+	if _, err := s.exec(ctx, `
+		DELETE FROM inbox WHERE job_id IN (
+			SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?)`, before.UnixMilli()); err != nil {
+		return 0, fmt.Errorf("prune inbox items of finished jobs: %w", err)
+	}
 	n, err := s.pruneBatches(ctx, `
 		DELETE FROM jobs WHERE rowid IN (
 			SELECT rowid FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)`, before.UnixMilli())

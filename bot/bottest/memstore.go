@@ -4,10 +4,12 @@ package bottest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hordechat/hordechat/bot"
+	"github.com/hordechat/hordechat/bridge"
 )
 
 // MemStore is an in-memory bot.Store for tests.
@@ -22,6 +24,13 @@ type MemStore struct {
 	byID     map[int64]*bot.Conversation
 	msgs     map[int64][]bot.Message
 	nextID   int64
+	inbox    []bot.InboxItem // oldest first
+	inboxID  int64
+	// Journal, when set, answers JobStatus, as storage's journal does for
+	// the bridge; share the bridge's MemStore. Nil knows no job.
+	Journal interface {
+		JobState(id string) (state bridge.JobState, known bool)
+	}
 }
 
 // NewMemStore returns an empty store.
@@ -218,4 +227,45 @@ func (m *MemStore) History(key string) []bot.Message {
 		return nil
 	}
 	return append([]bot.Message(nil), m.msgs[c.ID]...)
+}
+
+// AddInbox implements bot.Store.
+func (m *MemStore) AddInbox(_ context.Context, it bot.InboxItem) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inboxID++
+	it.ID = m.inboxID
+	it.Payload = append([]byte(nil), it.Payload...)
+	m.inbox = append(m.inbox, it)
+	return it.ID, nil
+}
+
+// DeleteInbox implements bot.Store.
+func (m *MemStore) DeleteInbox(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inbox = slices.DeleteFunc(m.inbox, func(it bot.InboxItem) bool { return it.ID == id })
+	return nil
+}
+
+// PendingInbox implements bot.Store.
+func (m *MemStore) PendingInbox(context.Context) ([]bot.InboxItem, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.inbox), nil
+}
+
+// JobStatus implements bot.Store.
+func (m *MemStore) JobStatus(_ context.Context, id string) (bot.JobStatus, error) {
+	if m.Journal == nil {
+		return bot.JobUnknown, nil
+	}
+	switch st, known := m.Journal.JobState(id); {
+	case !known:
+		return bot.JobUnknown, nil
+	case st == "":
+		return bot.JobRunning, nil
+	default:
+		return bot.JobFinished, nil
+	}
 }

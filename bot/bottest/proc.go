@@ -58,10 +58,13 @@ type Proc struct {
 const readyTimeout = 60 * time.Second
 
 // Start wires a process in the order cmd does (engine, adapter,
-// AddPlatform, bridge Start, adapter Run), waits until the adapter is
-// ready, and stops it when the test ends.
+// AddPlatform, bridge Start, engine Resume, adapter Run), waits until the
+// adapter is ready, and stops it when the test ends.
 func (w *World) Start(tb testing.TB, newAdapter func(*bot.Engine) (Adapter, error)) *Proc {
 	tb.Helper()
+	if w.Store.Journal == nil {
+		w.Store.Journal = w.Journal
+	}
 	p := &Proc{done: make(chan error, 1), tb: tb}
 	p.Service = bridgetest.Service(tb, w.BridgeCfg, w.Horde, w.Journal, func(svc *bridge.Service) {
 		var err error
@@ -75,6 +78,9 @@ func (w *World) Start(tb testing.TB, newAdapter func(*bot.Engine) (Adapter, erro
 		}
 		p.Engine.AddPlatform(p.Adapter)
 	})
+	if err := p.Engine.Resume(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() { p.done <- p.Adapter.Run(ctx) }()

@@ -205,6 +205,13 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.bridge.Start(ctx); err != nil {
 		return fmt.Errorf("start bridge: %w", err)
 	}
+	// Messages accepted before a restart go first: before the platforms
+	// take new ones, and after the bridge resumed their jobs.
+	if a.engine != nil {
+		if err := a.engine.Resume(ctx); err != nil {
+			a.log.Error("could not resume the accepted messages; they stay for the next start", "err", err)
+		}
+	}
 	platformCtx, stopPlatforms := context.WithCancel(ctx)
 	defer stopPlatforms()
 	platformErr := make(chan error, 1)

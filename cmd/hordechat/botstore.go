@@ -128,6 +128,41 @@ func (b botStore) LastMessages(ctx context.Context, convID int64, limit int) ([]
 	return out, nil
 }
 
+func (b botStore) AddInbox(ctx context.Context, it bot.InboxItem) (int64, error) {
+	out, err := b.s.AddInbox(ctx, storage.InboxItem{Conversation: it.Conversation, Platform: it.Platform, Payload: it.Payload, JobID: it.JobID})
+	return out.ID, err
+}
+
+func (b botStore) DeleteInbox(ctx context.Context, id int64) error {
+	return b.s.DeleteInbox(ctx, id)
+}
+
+func (b botStore) PendingInbox(ctx context.Context) ([]bot.InboxItem, error) {
+	items, err := b.s.PendingInbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bot.InboxItem, len(items))
+	for i, it := range items {
+		out[i] = bot.InboxItem{ID: it.ID, Conversation: it.Conversation, Platform: it.Platform, Payload: it.Payload, JobID: it.JobID}
+	}
+	return out, nil
+}
+
+func (b botStore) JobStatus(ctx context.Context, jobID string) (bot.JobStatus, error) {
+	st, err := b.s.JobStateByID(ctx, jobID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return bot.JobUnknown, nil
+	case err != nil:
+		return bot.JobUnknown, err
+	case st.Finished():
+		return bot.JobFinished, nil
+	default:
+		return bot.JobRunning, nil
+	}
+}
+
 // hordeKeys validates keys for /link with find_user.
 type hordeKeys struct{ c *hordeapi.Client }
 
