@@ -74,7 +74,7 @@ func Classify(err error) *Error {
 	isAPI := errors.As(err, &api)
 	switch {
 	case errors.Is(err, context.Canceled):
-		return newError(CodeCanceled, 499, err, "The request was cancelled.")
+		return newError(CodeCanceled, 499, err, "The request was cancelled. Send it again if you still want an answer.")
 	case errors.Is(err, context.DeadlineExceeded):
 		return newError(CodeTimeout, http.StatusGatewayTimeout, err, "The Horde did not finish in time. Try again, ask for fewer tokens, or pick a model with a shorter queue.")
 	case errors.Is(err, hordeapi.ErrKudosUpfront):
@@ -101,10 +101,15 @@ func Classify(err error) *Error {
 		return e
 	case errors.Is(err, hordeapi.ErrMaintenance):
 		return newError(CodeMaintenance, http.StatusServiceUnavailable, err, "The Horde is in maintenance. Try again later.")
+	case isAPI && api.RC == "WorkerNotFound":
+		// A submit naming a worker the Horde does not know: not a lost request.
+		e := newError(CodeInvalidRequest, http.StatusBadRequest, err, "The Horde does not know a worker the request names. Check the ids in workers, or leave the workers list out.")
+		e.Param = "workers"
+		return e
 	case errors.Is(err, hordeapi.ErrNotFound):
 		return newError(CodeExpired, http.StatusGatewayTimeout, err, "The Horde no longer knows this request (it expired or was lost). Try again.")
 	case isAPI && api.Status == http.StatusBadRequest:
-		return newError(CodeInvalidRequest, http.StatusBadRequest, err, "The Horde rejected the request: %s", describeValidation(api))
+		return newError(CodeInvalidRequest, http.StatusBadRequest, err, "The Horde rejected the request: %s. Change that and try again; if it is not something you set, tell the operator.", strings.TrimRight(describeValidation(api), "."))
 	case errors.Is(err, hordeapi.ErrUnavailable):
 		return newError(CodeUnavailable, http.StatusBadGateway, err, "The Horde cannot be reached right now. Try again in a minute.")
 	}

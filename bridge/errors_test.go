@@ -28,6 +28,7 @@ func TestClassify(t *testing.T) {
 		{name: "too many prompts", err: &hordeapi.APIError{Status: 429, RC: "TooManyPrompts"}, code: CodeTooManyPrompts, status: 429},
 		{name: "limiter", err: &hordeapi.APIError{Status: 429, RetryAfter: 7 * time.Second}, code: CodeRateLimited, status: 429, retry: 7 * time.Second, msgHas: []string{"7 seconds"}},
 		{name: "maintenance", err: &hordeapi.APIError{Status: 400, RC: "MaintenanceMode"}, code: CodeMaintenance, status: 503},
+		{name: "unknown worker", err: &hordeapi.APIError{Status: 404, RC: "WorkerNotFound", Message: "Worker with ID 'x' not found."}, code: CodeInvalidRequest, status: 400, msgHas: []string{"workers"}},
 		{name: "expired", err: &hordeapi.APIError{Status: 404, RC: "RequestNotFound"}, code: CodeExpired},
 		{name: "validation", err: &hordeapi.APIError{Status: 400, Errors: map[string]string{"params.max_length": "5000 is too big"}}, code: CodeInvalidRequest, status: 400, msgHas: []string{"params.max_length"}},
 		{name: "unavailable", err: fmt.Errorf("x: %w", hordeapi.ErrUnavailable), code: CodeUnavailable, status: 502},
@@ -79,4 +80,49 @@ func TestHumanDuration(t *testing.T) {
 			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// TestClassifySaysWhatToDo checks that every class of failure tells the
+// person what to do next, not only what went wrong.
+func TestClassifySaysWhatToDo(t *testing.T) {
+	errs := map[string]error{
+		"cancelled":         context.Canceled,
+		"deadline":          context.DeadlineExceeded,
+		"kudos upfront":     &hordeapi.APIError{Status: 403, RC: "KudosUpfront"},
+		"ip timeout":        &hordeapi.APIError{Status: 403, RC: "TimeoutIP", Message: "timeout"},
+		"ip timeout for":    &hordeapi.APIError{Status: 403, RC: "TimeoutIP", Message: "a timeout for 30 more seconds"},
+		"invalid key":       &hordeapi.APIError{Status: 401, RC: "InvalidAPIKey"},
+		"too many prompts":  &hordeapi.APIError{Status: 429, RC: "TooManyPrompts"},
+		"limiter":           &hordeapi.APIError{Status: 429},
+		"limiter for":       &hordeapi.APIError{Status: 429, RetryAfter: 3 * time.Second},
+		"maintenance":       &hordeapi.APIError{Status: 400, RC: "MaintenanceMode"},
+		"expired":           &hordeapi.APIError{Status: 404, RC: "RequestNotFound"},
+		"unknown worker":    &hordeapi.APIError{Status: 404, RC: "WorkerNotFound"},
+		"validation":        &hordeapi.APIError{Status: 400, Errors: map[string]string{"params.top_k": "must be at most 100"}},
+		"validation bare":   &hordeapi.APIError{Status: 400, Message: "Bad request."},
+		"unavailable":       fmt.Errorf("x: %w", hordeapi.ErrUnavailable),
+		"internal":          errors.New("boom"),
+		"unavailable 5xx":   &hordeapi.APIError{Status: 503},
+		"validation no msg": &hordeapi.APIError{Status: 400},
+	}
+	for name, err := range errs {
+		msg := Classify(err).Message
+		if !saysWhatToDo(msg) {
+			t.Errorf("%s: %q does not say what to do", name, msg)
+		}
+		if strings.Contains(msg, "..") {
+			t.Errorf("%s: %q has a doubled full stop", name, msg)
+		}
+	}
+}
+
+// saysWhatToDo reports whether msg holds an instruction.
+func saysWhatToDo(msg string) bool {
+	for _, verb := range []string{"Try ", "try ", "Wait ", "wait ", "Link ", "link ", "Send ", "send ", "Ask ", "ask ",
+		"Switch ", "switch ", "Check ", "Change ", "change ", "tell the operator", "pick ", "Pick ", "Name ", "name "} {
+		if strings.Contains(msg, verb) {
+			return true
+		}
+	}
+	return false
 }

@@ -52,7 +52,7 @@ func (s *Service) unpark(j *job) {
 }
 
 // wakePendingLocked reports whether a parked job has been woken but has
-// not run yet.
+// not run yet, or a cancel retry is due (cancels.go).
 func (s *Service) wakePendingLocked() bool {
 	now := s.clock.Now()
 	for _, j := range s.jobs {
@@ -60,5 +60,5 @@ func (s *Service) wakePendingLocked() bool {
 			return true
 		}
 	}
-	return false
+	return s.cancelWakePendingLocked(now)
 }

@@ -61,8 +61,10 @@ func (s *Service) prepare(req Request, kudos float64) (*prepared, error) {
 	}
 	if workers == 0 {
 		e := newError(CodeNoWorkers, http.StatusServiceUnavailable, nil, "No worker serves %s right now.", strings.Join(names, " or "))
-		if with := s.models.WithWorkers(5); len(with) > 0 {
-			e.Message += " Models with workers: " + strings.Join(with, ", ") + "."
+		if others := s.otherModels(names); others != "" {
+			e.Message += " Switch to one of the models that have workers: " + others + "."
+		} else {
+			e.Message += " No text model has workers right now; try again later."
 		}
 		e.Param = "model"
 		return nil, e

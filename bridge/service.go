@@ -64,6 +64,16 @@ type Service struct {
 	// every job is parked.
 	busy int
 	idle *sync.Cond
+	// cancels are Horde requests whose DELETE failed, retried in the
+	// background (cancels.go); cancelArmed is when the retry loop's timer
+	// fires, cancelsStopped is set once the loop ended.
+	cancels        []*pendingCancel
+	cancelArmed    time.Time
+	cancelsStopped bool
+	cancelWake     chan struct{}
+	cancelClient   *hordeapi.Client // no retries: the loop backs off itself
+	// loaded is closed once Start's first model refresh ended (tests).
+	loaded chan struct{}
 
 	life     context.Context // ends at Close: background jobs stop, journal kept
 	stopLife context.CancelFunc
@@ -109,16 +119,19 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	life, stop := context.WithCancel(context.Background())
 	s := &Service{
 		cfg: cfg, log: log, clock: clock, client: deps.Client,
-		models:     NewModels(deps.Client, clock),
-		templates:  templates,
-		ids:        ids,
-		store:      deps.Store,
-		sched:      NewScheduler(pollClient, clock, scfg, log),
-		kudos:      newKudosCache(clock),
-		deliverers: map[string]Deliverer{},
-		jobs:       map[string]*job{},
-		life:       life,
-		stopLife:   stop,
+		models:       NewModels(deps.Client, clock),
+		templates:    templates,
+		ids:          ids,
+		store:        deps.Store,
+		sched:        NewScheduler(pollClient, clock, scfg, log),
+		kudos:        newKudosCache(clock),
+		deliverers:   map[string]Deliverer{},
+		jobs:         map[string]*job{},
+		life:         life,
+		stopLife:     stop,
+		cancelWake:   make(chan struct{}, 1),
+		cancelClient: deps.Client.WithoutRetries(),
+		loaded:       make(chan struct{}),
 	}
 	s.idle = sync.NewCond(&s.mu)
 	if cfg.WebhookURL != "" {
@@ -168,10 +181,14 @@ func (s *Service) Start(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer close(s.loaded)
 		if err := s.models.Refresh(s.life); err != nil && s.life.Err() == nil {
 			s.log.Warn("could not load models; will retry on the next refresh", "err", err)
 		}
 	}()
+	// Before resume, which may cancel orphaned requests.
+	s.wg.Add(1)
+	go s.retryCancels()
 	return s.resume(ctx)
 }
 
@@ -597,11 +614,7 @@ func (s *Service) await(ctx context.Context, j *job, deadline <-chan time.Time) 
 		e := newError(CodeTimeout, http.StatusGatewayTimeout, errDeadline, "The Horde did not finish within %s. Try again, ask for fewer tokens, or pick a model with a shorter queue.", humanDuration(s.cfg.JobTimeout))
 		return nil, e
 	case <-impossible:
-		e := newError(CodeNotPossible, http.StatusServiceUnavailable, errNotPossible, "No worker can serve this request (the model's workers went away, or it asks for more context or tokens than they allow).")
-		if with := s.models.WithWorkers(5); len(with) > 0 {
-			e.Message += " Models with workers: " + strings.Join(with, ", ") + "."
-		}
-		return nil, e
+		return nil, s.notPossibleError(j)
 	}
 }
 
@@ -626,16 +639,23 @@ func (s *Service) report(j *job, p Progress) {
 	j.progress(p)
 }
 
-// cancelAtHorde deletes the Horde request so no kudos are wasted.
+// cancelAtHorde deletes the Horde request so no kudos are wasted. If every
+// attempt fails, the cancel is retried in the background (cancels.go).
 func (s *Service) cancelAtHorde(j *job) {
 	if j.hordeID == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if _, err := s.client.CancelText(ctx, j.caller, j.hordeID); err != nil && !errors.Is(err, hordeapi.ErrNotFound) {
-		s.log.Warn("cancel at horde", "job", j.id, "horde_id", j.hordeID, "err", err)
+	_, err := s.client.CancelText(ctx, j.caller, j.hordeID)
+	if cancelSettled(err) {
+		if err != nil && !errors.Is(err, hordeapi.ErrNotFound) {
+			s.log.Warn("cancel at horde refused", "job", j.id, "horde_id", j.hordeID, "err", err)
+		}
+		return
 	}
+	s.log.Warn("cancel at horde failed; retrying in the background", "job", j.id, "horde_id", j.hordeID, "err", err)
+	s.queueCancel(j)
 }
 
 // buildResult turns the final status into a Result.

@@ -67,6 +67,13 @@ func newSvcRig(t *testing.T, o rigOptions) *svcRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
+	// Start refreshes the models once more in the background; a test that
+	// changes the fake's workers must not race with it.
+	select {
+	case <-svc.loaded:
+	case <-time.After(time.Minute): // hang guard only
+		t.Fatal("the first model refresh did not end")
+	}
 	return &svcRig{t: t, fake: fake, clock: fake.FakeClock(), svc: svc, store: o.store}
 }
 
@@ -503,7 +510,7 @@ func TestImpossibleRequestIsCancelled(t *testing.T) {
 	r.fake.RemoveWorker("fake-koboldcpp-fimbulvetr") // the registry still lists it
 	_, err := r.complete(context.Background(), chat("anyone?"), nil)
 	e := Classify(err)
-	if e.Code != CodeNotPossible || !strings.Contains(e.Message, "Models with workers") {
+	if e.Code != CodeNotPossible || !strings.Contains(e.Message, "Try again in a few minutes") {
 		t.Fatalf("err = %#v", e)
 	}
 	if len(r.deletes()) != 1 {
