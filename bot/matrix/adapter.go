@@ -80,6 +80,7 @@ type Adapter struct {
 	mine    map[id.EventID]bool                          // events the bot sent (bounded)
 	seen    map[id.EventID]bool                          // events already handled (bounded)
 	edits   map[string]int                               // progress edits per message
+	dms     map[id.UserID]id.RoomID                      // each user's direct chat with the bot (private.go)
 	// toldEncrypted: rooms told this run that encrypted messages are
 	// unreadable.
 	toldEncrypted map[id.RoomID]bool
@@ -123,6 +124,7 @@ func New(cfg Config, engine *bot.Engine, log *slog.Logger, opts ...Option) (*Ada
 		mine:        map[id.EventID]bool{},
 		seen:        map[id.EventID]bool{},
 		edits:       map[string]int{},
+		dms:         map[id.UserID]id.RoomID{},
 
 		toldEncrypted: map[id.RoomID]bool{},
 	}

@@ -201,6 +201,9 @@ func (a *Adapter) onMessage(ctx context.Context, evt *event.Event) {
 		return
 	}
 	dm := len(members) == 2
+	if dm {
+		a.rememberDM(evt.Sender, evt.RoomID)
+	}
 	body := msg.Body
 	if rel.GetNonFallbackReplyTo() != "" { // a real reply, not a thread's fallback
 		body = stripReplyFallback(body)
@@ -310,6 +313,10 @@ func (a *Adapter) runCommand(ctx context.Context, in bot.Incoming, t target, lin
 		return
 	}
 	if cmd == nil {
+		return
+	}
+	if privateAnswers[cmd.Name] && !in.DM {
+		a.runPrivate(ctx, in, cmd, args)
 		return
 	}
 	if !in.DM {
