@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -292,9 +293,20 @@ func (a *Adapter) drain(key string) {
 		f := q[0]
 		a.queues[key] = q[1:]
 		a.qmu.Unlock()
-		f()
+		a.runEvent(key, f)
 		a.wg.Done()
 	}
+}
+
+// runEvent runs one queued event handler. A panic in it is logged and the
+// queue goes on: one odd event must not end the bot for every server.
+func (a *Adapter) runEvent(key string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("internal error handling a Discord event; the bot goes on", "queue", key, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	f()
 }
 
 // opCtx bounds one handled event; it does not end with Run's ctx, so an

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -197,7 +198,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case job := <-a.work:
-					job(context.WithoutCancel(ctx))
+					a.runJob(context.WithoutCancel(ctx), job)
 				}
 			}
 		}()
@@ -416,4 +417,15 @@ func (w zlogWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, "mautrix", attrs...)
 	return len(p), nil
+}
+
+// runJob runs one queued event handler. A panic in it is logged and the
+// worker goes on: one odd event must not end the bot for every room.
+func (a *Adapter) runJob(ctx context.Context, job func(context.Context)) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("internal error handling a Matrix event; the bot goes on", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	job(ctx)
 }
