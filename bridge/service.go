@@ -503,7 +503,7 @@ func (s *Service) run(ctx context.Context, j *job) {
 		if j.hordeID == "" {
 			if e := s.submit(ctx, j); e != nil {
 				j.err = e
-				s.finishJournal(j.id, JobFailed, nil, e)
+				s.endJournal(ctx, j)
 				return
 			}
 		}
@@ -511,7 +511,7 @@ func (s *Service) run(ctx context.Context, j *job) {
 		if err == nil {
 			j.result, j.err = s.buildResult(j, st)
 			if j.err != nil {
-				s.finishJournal(j.id, JobFailed, nil, j.err)
+				s.endJournal(ctx, j)
 			} else if j.target != "" {
 				if raw, mErr := json.Marshal(j.result); mErr == nil {
 					if sErr := s.store.SaveJobResult(context.WithoutCancel(ctx), j.id, raw); sErr != nil {
@@ -545,11 +545,7 @@ func (s *Service) run(ctx context.Context, j *job) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, errDeadline) || errors.Is(err, errNotPossible) {
 			s.cancelAtHorde(j)
 		}
-		state := JobFailed
-		if j.err.Code == CodeCanceled {
-			state = JobCancelled
-		}
-		s.finishJournal(j.id, state, nil, j.err)
+		s.endJournal(ctx, j)
 		s.report(j, Progress{Stage: StageFailed, Err: j.err})
 		return
 	}
@@ -714,6 +710,51 @@ func (s *Service) deliver(j *job, resumed bool) {
 	if j.result != nil {
 		raw, _ := json.Marshal(j.result)
 		s.finishJournal(j.id, JobDone, raw, nil)
+	} else if j.err != nil {
+		s.finishJournal(j.id, failedState(j.err), nil, j.err)
+	}
+}
+
+// failedState is the journal state of a job that ended with e.
+func failedState(e *Error) JobState {
+	if e.Code == CodeCanceled {
+		return JobCancelled
+	}
+	return JobFailed
+}
+
+// keptFailure is how a chat job's error waits in the journal's result
+// column for its delivery; a Result never has the "failure" key.
+type keptFailure struct {
+	Failure *savedError `json:"failure"`
+}
+
+// savedError is the part of an Error that survives a restart.
+type savedError struct {
+	Code       Code          `json:"code"`
+	Message    string        `json:"message"`
+	Status     int           `json:"status"`
+	RetryAfter time.Duration `json:"retry_after,omitempty"`
+	Param      string        `json:"param,omitempty"`
+}
+
+// endJournal records that j failed. A chat job's error is an answer too:
+// it is kept, like a result, until it is delivered (deliver finishes the
+// entry), so a crash in between still tells the person. A /v1 job's
+// caller has the error already.
+func (s *Service) endJournal(ctx context.Context, j *job) {
+	if j.target == "" {
+		s.finishJournal(j.id, failedState(j.err), nil, j.err)
+		return
+	}
+	e := j.err
+	raw, err := json.Marshal(keptFailure{Failure: &savedError{Code: e.Code, Message: e.Message, Status: e.Status, RetryAfter: e.RetryAfter, Param: e.Param}})
+	if err == nil {
+		err = s.store.SaveJobResult(context.WithoutCancel(ctx), j.id, raw)
+	}
+	if err != nil {
+		s.log.Error("journal failure", "job", j.id, "err", err)
+		s.finishJournal(j.id, failedState(e), nil, e)
 	}
 }
 
@@ -761,7 +802,15 @@ func (s *Service) resume(ctx context.Context) error {
 			continue
 		}
 		if len(e.Result) > 0 {
+			var kept keptFailure
 			var res Result
+			if err := json.Unmarshal(e.Result, &kept); err == nil && kept.Failure != nil {
+				f := kept.Failure
+				j.err = &Error{Code: f.Code, Message: f.Message, Status: f.Status, RetryAfter: f.RetryAfter, Param: f.Param}
+				close(j.done)
+				s.deliverLater(j)
+				continue
+			}
 			if err := json.Unmarshal(e.Result, &res); err == nil {
 				j.result = &res
 				close(j.done)
@@ -772,7 +821,7 @@ func (s *Service) resume(ctx context.Context) error {
 		caller, _, err := s.callerFor(ctx, principal)
 		if err != nil {
 			j.err = Classify(err)
-			s.finishJournal(j.id, JobFailed, nil, j.err)
+			s.endJournal(ctx, j)
 			close(j.done)
 			s.deliverLater(j)
 			continue

@@ -633,6 +633,40 @@ func TestDeliveryFailureIsRetriedAfterRestart(t *testing.T) {
 	}
 }
 
+// A chat job's error is an answer too: when its delivery fails (or the
+// process dies first), the next start delivers the error, once.
+func TestFailureDeliveryIsRetriedAfterRestart(t *testing.T) {
+	store := newMemStore()
+	failing := &deliveries{fail: errors.New("discord is down")}
+	r1 := newSvcRig(t, rigOptions{store: store, deliverers: map[string]Deliverer{"discord": failing}})
+	r1.fake.FaultJobs(-1) // every attempt faults: the request fails
+	req := chat("fail me later")
+	req.Target = "discord:c"
+	id, err := r1.svc.Submit(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r1.until(10*time.Minute, func() bool { return len(store.job(id).e.Result) > 0 && r1.svc.InFlight() == 0 }) {
+		t.Fatal("failure never kept")
+	}
+	r1.svc.Close()
+	if store.job(id).state != "" {
+		t.Fatalf("a failure that was not delivered finished the job: %+v", store.job(id))
+	}
+	ok := &deliveries{}
+	newSvcRig(t, rigOptions{store: store, fake: r1.fake, deliverers: map[string]Deliverer{"discord": ok}}).settle()
+	got := ok.all()
+	if len(got) != 1 || got[0].JobID != id || got[0].Result != nil || got[0].Err == nil || got[0].Err.Code != CodeFaulted || got[0].Err.Message == "" || !got[0].Resumed {
+		t.Fatalf("redelivery = %+v", got)
+	}
+	if j := store.job(id); j.state != JobFailed || !strings.Contains(j.errMsg, string(CodeFaulted)) {
+		t.Fatalf("journal after the redelivery = %+v", j)
+	}
+	if n := len(r1.fake.RequestsTo(http.MethodPost, "/api/v2/generate/text/async")); n != 1 {
+		t.Fatalf("%d submits: a failed job was asked again", n)
+	}
+}
+
 // Closing the service keeps a job in flight journaled, however the wait for
 // it ends (the context, or the watch stopped with the scheduler).
 func TestCloseKeepsJobsJournaled(t *testing.T) {
