@@ -481,6 +481,7 @@ func (e *Engine) deliver(ctx context.Context, d bridge.Delivery) (err error) {
 	defer func() {
 		e.mu.Lock()
 		delete(e.live, env.Token)
+		delete(e.live, resumedLiveKey(d.JobID))
 		e.mu.Unlock()
 		if pr != nil {
 			pr.delivered()

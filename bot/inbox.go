@@ -256,6 +256,9 @@ func (e *Engine) resumeStep(ctx context.Context, it InboxItem) (st resumeStep, o
 		}
 		st.delivered = make(chan struct{})
 		e.inbox.wait[it.ID] = st.delivered
+		// Its Cancel button still works: the asker (or an admin) may stop
+		// the job the bridge resumed.
+		e.live[resumedLiveKey(it.JobID)] = &liveJob{jobID: it.JobID, conversation: pl.In.ConversationID, userKey: st.userKey}
 		e.mu.Unlock()
 	default:
 		jobID := it.JobID
@@ -329,3 +332,7 @@ func newJobID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return hex.EncodeToString(b[:])
 }
+
+// resumedLiveKey is where a job resumed after a restart sits in e.live; its
+// request token died with the old process.
+func resumedLiveKey(jobID string) string { return "resumed:" + jobID }

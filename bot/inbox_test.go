@@ -408,3 +408,48 @@ func TestFullQueueRefusalLeavesNoInboxItem(t *testing.T) {
 		t.Errorf("%d turns in the inbox, want the 65 accepted", n)
 	}
 }
+
+// A job resumed after a restart keeps its Cancel button: someone else's
+// press is refused, the asker's stops it at the Horde and tells them.
+func TestResumedJobCanBeCancelledByItsAsker(t *testing.T) {
+	w := newInboxWorld(t)
+	bridgetest.SetWorkersOnline(t, w.fake, false)
+	first := w.start(t, w.store, true)
+	first.engine.HandleMessage(context.Background(), w.ask("A", "A1"))
+	id := first.waitSubmitted(t, 1)[0]
+	first.crash()
+
+	second := w.start(t, w.store, true)
+	stranger := w.ask("A", "X1")
+	stranger.Author = bot.Author{ID: "someone-else", DisplayName: "Someone"}
+	second.engine.Button(context.Background(), stranger, "cancel:"+id)
+	w.plat.waitFor(t, "the stranger refused", func(evs []event, _ map[string]string) bool {
+		for _, ev := range evs {
+			if strings.Contains(ev.Out.Text, "Only the person who asked") {
+				return true
+			}
+		}
+		return false
+	})
+	second.engine.Button(context.Background(), w.ask("A", "A1"), "cancel:"+id)
+	w.plat.waitFor(t, "the cancel reported", func(_ []event, msgs map[string]string) bool {
+		for _, text := range msgs {
+			if strings.Contains(text, "Cancelled") {
+				return true
+			}
+		}
+		return false
+	})
+	second.crash()
+	if n := len(w.fake.RequestsTo(http.MethodDelete, "/api/v2/generate/text/status/")); n != 1 {
+		t.Errorf("%d DELETEs at the Horde, want 1", n)
+	}
+	for _, text := range w.plat.texts() {
+		if strings.Contains(text, "already finished") {
+			t.Errorf("the asker was told %q", text)
+		}
+	}
+	if n := w.pending(t); n != 0 {
+		t.Errorf("%d turns left in the inbox", n)
+	}
+}
