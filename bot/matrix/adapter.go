@@ -173,9 +173,15 @@ func (a *Adapter) Run(ctx context.Context) error {
 		return err
 	}
 	if a.cfg.Encryption {
-		e, err := a.newE2EE(ctx)
-		if err != nil {
+		// Setting up encryption uploads the device's keys: a homeserver
+		// that fails now is waited for like one that fails the login.
+		var e e2ee
+		err := a.retryAtStart(ctx, "matrix encryption set-up failed; retrying", func(ctx context.Context) (err error) {
+			e, err = a.newE2EE(ctx)
 			return err
+		})
+		if err != nil || e == nil {
+			return err // nil when ctx ended
 		}
 		a.e2e = e
 		defer func() {
@@ -273,8 +279,15 @@ func (a *Adapter) enqueue(ctx context.Context, job func(context.Context)) {
 // or failing (a bot started before its homeserver waits for it); a
 // refused credential is returned at once. It returns nil when ctx ends.
 func (a *Adapter) loginRetrying(ctx context.Context) error {
+	return a.retryAtStart(ctx, "matrix homeserver unavailable at start; retrying", a.login)
+}
+
+// retryAtStart runs step until it succeeds, retrying with backoff while
+// the homeserver is unreachable or failing, and logging msg each time; a
+// lasting error is returned at once. It returns nil when ctx ends.
+func (a *Adapter) retryAtStart(ctx context.Context, msg string, step func(context.Context) error) error {
 	for failures := 1; ; failures++ {
-		err := a.login(ctx)
+		err := step(ctx)
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -283,7 +296,7 @@ func (a *Adapter) loginRetrying(ctx context.Context) error {
 			return err
 		}
 		wait := a.retry.delay(failures, retryAfter)
-		a.log.Warn("matrix homeserver unavailable at start; retrying", "homeserver", a.cfg.Homeserver, "err", err, "failures", failures, "retry_in", wait,
+		a.log.Warn(msg, "homeserver", a.cfg.Homeserver, "err", err, "failures", failures, "retry_in", wait,
 			"check", "is the homeserver up and is matrix.homeserver its client-server API URL?")
 		if !a.retry.wait(ctx, wait) {
 			return nil

@@ -5,11 +5,13 @@ package matrix_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/crypto"
@@ -250,4 +252,29 @@ func TestEncryptionOnStillSpeaksPlainInUnencryptedRooms(t *testing.T) {
 	w.hs.Message(dm, alice, text("hello in the clear"))
 	w.waitBot(ctx, dm, "Reply number 1")
 	p.stop()
+}
+
+// A homeserver that fails while the bot uploads its device keys at start
+// is waited for, like a failing login: the bot then answers encrypted.
+func TestFaultEncryptionSetUpWaitsForTheHomeserver(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, hordetest.WithResponder(replyNumber))
+	w.mcfg.Encryption = true
+	w.mcfg.CryptoDatabase = filepath.Join(t.TempDir(), "matrix-crypto.db")
+	clock := clockwork.NewFakeClock()
+	tr := &refusedAtStart{path: "/keys/upload", next: http.DefaultTransport}
+	tr.left.Store(2)
+	w.opts = append(w.opts, matrix.WithClock(clock), matrix.WithHTTPClient(&http.Client{Transport: tr}))
+	ctx := testCtx(t)
+	passRetries(ctx, clock)
+	p := w.start() // Ready: encryption was set up after all
+	al := newHuman(t, ctx, w.hs, alice, "ALICEDEV")
+	dm := w.hs.NewDM(alice)
+	w.hs.EncryptRoom(dm)
+	al.say(ctx, dm, &event.MessageEventContent{MsgType: event.MsgText, Body: "hello there"})
+	al.read(ctx, dm, "Reply number 1")
+	p.stop()
+	if n := strings.Count(w.logs.String(), `msg="matrix encryption set-up failed; retrying"`); n != 2 {
+		t.Errorf("%d set-up retry warnings, want 2\n%s", n, w.logs.String())
+	}
 }

@@ -218,13 +218,21 @@ func checkSyncFailureLog(t *testing.T, logs, token string) {
 
 // refusedAtStart makes the first whoami requests fail as when the
 // homeserver is not up yet (nothing listens).
+// refusedAtStart refuses the connection of the first left requests to a
+// path ending in path (default /account/whoami), as a homeserver that is
+// not up yet would.
 type refusedAtStart struct {
+	path string
 	left atomic.Int32
 	next http.RoundTripper
 }
 
 func (r *refusedAtStart) RoundTrip(req *http.Request) (*http.Response, error) {
-	if strings.HasSuffix(req.URL.Path, "/account/whoami") && r.left.Add(-1) >= 0 {
+	path := r.path
+	if path == "" {
+		path = "/account/whoami"
+	}
+	if strings.HasSuffix(req.URL.Path, path) && r.left.Add(-1) >= 0 {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	}
 	return r.next.RoundTrip(req)
