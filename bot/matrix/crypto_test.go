@@ -23,6 +23,15 @@ import (
 	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
+// newEncryptedWorld is newWorld with encryption on and a crypto database
+// in the test's own directory.
+func newEncryptedWorld(t *testing.T, horde ...hordetest.Option) *world {
+	w := newWorld(t, horde...)
+	w.mcfg.Encryption = true
+	w.mcfg.CryptoDatabase = filepath.Join(t.TempDir(), "matrix-crypto.db")
+	return w
+}
+
 // human is a test user with an OlmMachine of its own (in-memory store),
 // talking to the bot in encrypted rooms through the fake.
 type human struct {
@@ -138,10 +147,8 @@ func shownEvent(e *event.Event) string {
 
 func TestEncryptedRoomRoundTrip(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, hordetest.WithResponder(replyNumber))
-	dir := t.TempDir()
-	w.mcfg.Encryption = true
-	w.mcfg.CryptoDatabase = filepath.Join(dir, "matrix-crypto.db")
+	w := newEncryptedWorld(t, hordetest.WithResponder(replyNumber))
+	dir := filepath.Dir(w.mcfg.CryptoDatabase)
 	p := w.start()
 	ctx := testCtx(t)
 	al := newHuman(t, ctx, w.hs, alice, "ALICEDEV")
@@ -181,9 +188,7 @@ func TestEncryptedRoomRoundTrip(t *testing.T) {
 
 func TestUndecryptableEventGetsANotice(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t)
-	w.mcfg.Encryption = true
-	w.mcfg.CryptoDatabase = filepath.Join(t.TempDir(), "matrix-crypto.db")
+	w := newEncryptedWorld(t)
 	w.mcfg.PickleKey = "a pickle key from the config"
 	w.opts = append(w.opts, matrix.WithKeyWait(0)) // the key never comes
 	p := w.start()
@@ -208,9 +213,7 @@ func TestUndecryptableEventGetsANotice(t *testing.T) {
 
 func TestEncryptedGroupRoomSharesKeysWithNewMembers(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, hordetest.WithResponder(replyNumber))
-	w.mcfg.Encryption = true
-	w.mcfg.CryptoDatabase = filepath.Join(t.TempDir(), "matrix-crypto.db")
+	w := newEncryptedWorld(t, hordetest.WithResponder(replyNumber))
 	p := w.start()
 	ctx := testCtx(t)
 	al := newHuman(t, ctx, w.hs, alice, "ALICEDEV")
@@ -243,9 +246,7 @@ func TestEncryptedGroupRoomSharesKeysWithNewMembers(t *testing.T) {
 
 func TestEncryptionOnStillSpeaksPlainInUnencryptedRooms(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, hordetest.WithResponder(replyNumber))
-	w.mcfg.Encryption = true
-	w.mcfg.CryptoDatabase = filepath.Join(t.TempDir(), "matrix-crypto.db")
+	w := newEncryptedWorld(t, hordetest.WithResponder(replyNumber))
 	p := w.start()
 	ctx := testCtx(t)
 	dm := w.hs.NewDM(alice)
@@ -258,9 +259,7 @@ func TestEncryptionOnStillSpeaksPlainInUnencryptedRooms(t *testing.T) {
 // is waited for, like a failing login: the bot then answers encrypted.
 func TestFaultEncryptionSetUpWaitsForTheHomeserver(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, hordetest.WithResponder(replyNumber))
-	w.mcfg.Encryption = true
-	w.mcfg.CryptoDatabase = filepath.Join(t.TempDir(), "matrix-crypto.db")
+	w := newEncryptedWorld(t, hordetest.WithResponder(replyNumber))
 	clock := clockwork.NewFakeClock()
 	tr := &refusedAtStart{path: "/keys/upload", next: http.DefaultTransport}
 	tr.left.Store(2)
