@@ -10,6 +10,7 @@ import (
 
 	"github.com/hordechat/hordechat/bot/discord/discordtest"
 	"github.com/hordechat/hordechat/bridge/bridgetest"
+	"github.com/hordechat/hordechat/hordeapi/hordetest"
 )
 
 // The whole binary with Discord on: a mention in a channel is answered in a
@@ -22,25 +23,9 @@ func TestRunAnswersOnDiscord(t *testing.T) {
 	dc.AddMember(guild.ID, &discordgo.Member{User: alice})
 	general := dc.AddChannel(&discordgo.Channel{GuildID: guild.ID, Name: "general", Type: discordgo.ChannelTypeGuildText})
 
-	env := testEnv(t,
-		"HORDECHAT_HORDE__BASE_URL="+horde.URL,
-		"HORDECHAT_HORDE__PROXY_PASSKEY="+bridgetest.Passkey,
-		"HORDECHAT_DISCORD__TOKEN="+dc.Token(),
-		"HORDECHAT_DISCORD__API_BASE_URL="+dc.URL+"/api/v10",
-		"HORDECHAT_LOG__LEVEL=debug",
-	)
-	r := startRun(t, env)
-	app, ctx := r.app, context.Background()
-	if err := app.bridge.RefreshModels(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second) // guards a hang only
+	r, _ := startOnDiscord(t, horde, dc, "HORDECHAT_LOG__LEVEL=debug")
+	wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second) // guards a hang only
 	defer wcancel()
-	select {
-	case <-app.discord.Ready():
-	case <-wctx.Done():
-		t.Fatalf("discord never got ready:\n%s", r.stderr.String())
-	}
 	q := dc.SendMessage(discordtest.UserMessage{ChannelID: general.ID, GuildID: guild.ID, Author: alice, Content: "<@" + dc.BotUser().ID + "> hello from discord"})
 	answer, err := dc.WaitMessage(wctx, func(m discordtest.Message) bool {
 		return m.Author != nil && m.Author.ID == dc.BotUser().ID && m.ChannelID == q.ID && strings.Contains(m.Content, "Echo")
@@ -61,4 +46,27 @@ func TestRunAnswersOnDiscord(t *testing.T) {
 	if !strings.Contains(logs, "discord is on") || !strings.Contains(logs, "matrix is off") {
 		t.Errorf("platform status not logged:\n%s", logs)
 	}
+}
+
+// startOnDiscord runs the whole binary against the fake Horde and the fake
+// Discord, with extra settings, and returns once it has the model list and
+// Discord is ready; env is what it ran with.
+func startOnDiscord(t *testing.T, horde *hordetest.Server, dc *discordtest.Server, extra ...string) (r *running, env []string) {
+	t.Helper()
+	env = testEnv(t, append([]string{
+		"HORDECHAT_HORDE__BASE_URL=" + horde.URL,
+		"HORDECHAT_HORDE__PROXY_PASSKEY=" + bridgetest.Passkey,
+		"HORDECHAT_DISCORD__TOKEN=" + dc.Token(),
+		"HORDECHAT_DISCORD__API_BASE_URL=" + dc.URL + "/api/v10",
+	}, extra...)...)
+	r = startRun(t, env)
+	if err := r.app.bridge.RefreshModels(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.app.discord.Ready():
+	case <-time.After(2 * time.Minute): // guards a hang only
+		t.Fatalf("discord never got ready:\n%s", r.stderr.String())
+	}
+	return r, env
 }

@@ -37,28 +37,15 @@ func TestFaultSQLiteLockedNoUserError(t *testing.T) {
 		members = append(members, u)
 	}
 
-	env := testEnv(t,
-		"HORDECHAT_HORDE__BASE_URL="+horde.URL,
-		"HORDECHAT_HORDE__PROXY_PASSKEY="+bridgetest.Passkey,
-		"HORDECHAT_DISCORD__TOKEN="+dc.Token(),
-		"HORDECHAT_DISCORD__API_BASE_URL="+dc.URL+"/api/v10",
+	r, env := startOnDiscord(t, horde, dc,
 		"HORDECHAT_STORAGE__BUSY_TIMEOUT=1ms",
 		"HORDECHAT_STORAGE__BUSY_RETRY_FOR=10m", // far beyond the test: no write may give up
 	)
 	dbPath := envValue(env, "HORDECHAT_STORAGE__PATH")
-	r := startRun(t, env)
 	app, ctx := r.app, context.Background()
 	store := app.store
-	if err := app.bridge.RefreshModels(ctx); err != nil {
-		t.Fatal(err)
-	}
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute) // guards a hang only
 	defer wcancel()
-	select {
-	case <-app.discord.Ready():
-	case <-wctx.Done():
-		t.Fatalf("discord never got ready:\n%s", r.stderr.String())
-	}
 
 	release, lockedAt := holdDBWriteLock(t, dbPath)
 	var questions []*discordgo.Message
