@@ -43,6 +43,10 @@ type pendingCancel struct {
 	attempts int       // background attempts made
 	next     time.Time // when the next attempt is due
 	giveUp   time.Time // the Horde has expired the request by then
+	// finish, when set, is the outcome the job's journal entry is finished
+	// with once the retries end; until then the entry stays open, so a
+	// restart deletes the request again.
+	finish *Error
 }
 
 // cancelSettled reports whether a DELETE's outcome needs no retry: it
@@ -54,28 +58,52 @@ func cancelSettled(err error) bool {
 }
 
 // queueCancel keeps j's Horde request for background cancel retries after
-// the first attempt failed.
-func (s *Service) queueCancel(j *job) {
+// the first attempt failed. With journal, the job's entry stays open until
+// the retries end; queueCancel reports whether it stays open.
+func (s *Service) queueCancel(j *job, journal bool) bool {
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cancelsStopped {
-		s.log.Warn("cancel at horde failed while shutting down; the horde expires the request", "job", j.id, "horde_id", j.hordeID)
-		return
+		if journal {
+			s.log.Warn("cancel at horde failed while shutting down; the next start retries it", "job", j.id, "horde_id", j.hordeID)
+		} else {
+			s.log.Warn("cancel at horde failed while shutting down; the horde expires the request", "job", j.id, "horde_id", j.hordeID)
+		}
+		return journal
 	}
 	if len(s.cancels) >= maxPendingCancels {
 		old := s.cancels[0]
 		s.cancels = s.cancels[1:]
 		s.log.Warn("too many pending cancels; dropping the oldest", "job", old.job, "horde_id", old.hordeID)
+		s.finishCancelledLater(old)
 	}
-	s.cancels = append(s.cancels, &pendingCancel{
+	c := &pendingCancel{
 		job: j.id, hordeID: j.hordeID, caller: j.caller,
 		next: now.Add(cancelRetryFirst), giveUp: now.Add(hordeRequestLifetime),
-	})
+	}
+	if journal {
+		c.finish = j.err
+	}
+	s.cancels = append(s.cancels, c)
 	select {
 	case s.cancelWake <- struct{}{}:
 	default:
 	}
+	return journal
+}
+
+// finishCancelledLater finishes the journal entry c kept open, if any, in
+// the background (s.mu is held).
+func (s *Service) finishCancelledLater(c *pendingCancel) {
+	if c.finish == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.finishJournal(c.job, failedState(c.finish), nil, c.finish)
+	}()
 }
 
 // pendingCancels is the number of Horde requests waiting for a cancel retry.
@@ -163,6 +191,7 @@ func (s *Service) attemptDueCancels() {
 			wait = api.RetryAfter
 		}
 		c.next = now.Add(wait)
+		ended := true
 		switch {
 		case cancelSettled(err):
 			s.log.Info("cancelled at horde after retrying", "job", c.job, "horde_id", c.hordeID, "attempts", c.attempts, "err", err)
@@ -171,9 +200,13 @@ func (s *Service) attemptDueCancels() {
 			s.log.Warn("gave up cancelling at horde; the horde expires the request", "job", c.job, "horde_id", c.hordeID, "attempts", c.attempts, "err", err)
 			s.dropCancelLocked(c)
 		default:
+			ended = false
 			s.log.Debug("cancel at horde failed; will retry", "job", c.job, "horde_id", c.hordeID, "attempts", c.attempts, "err", err)
 		}
 		s.mu.Unlock()
+		if ended && c.finish != nil {
+			s.finishJournal(c.job, failedState(c.finish), nil, c.finish)
+		}
 	}
 }
 

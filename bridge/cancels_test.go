@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -164,5 +165,55 @@ func TestCallerCancelIsRetried(t *testing.T) {
 	r.fake.ClearFaults()
 	if !r.until(time.Minute, func() bool { return r.cancelledAtHorde(id) }) {
 		t.Fatal("the request of the caller who left is still live at the Horde")
+	}
+}
+
+// A /v1 job whose cancel the Horde did not take keeps its journal entry
+// open while the cancel is retried: the retry closes it once the request
+// is deleted, and a restart in between deletes the request too.
+func TestPendingCancelKeepsTheJournalEntryOpen(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprint("restart=", restart), func(t *testing.T) {
+			store := newMemStore()
+			r := newSvcRig(t, rigOptions{store: store, horde: []hordetest.Option{longAnswers, hordetest.WithWorkers(
+				hordetest.Worker{Name: "slow", Models: []string{fimbulvetr}, TokensPerSecond: 0.05},
+			)}})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r.failDeletes(0)
+			errc := make(chan error, 1)
+			r.goComplete(ctx, chat("leave early"), nil, func(_ *Result, err error) { errc <- err })
+			left := false
+			if !r.until(10*time.Minute, func() bool {
+				if !left && len(r.submits()) == 1 {
+					left = true
+					cancel()
+				}
+				return len(errc) == 1
+			}) {
+				t.Fatal("Complete did not return after the caller left")
+			}
+			open, err := store.UnfinishedJobs(context.Background())
+			if err != nil || len(open) != 1 || r.svc.pendingCancels() != 1 {
+				t.Fatalf("open entries %d (%v), pending cancels %d; want the entry open while the cancel is pending", len(open), err, r.svc.pendingCancels())
+			}
+			hordeID := open[0].HordeID
+			r.fake.ClearFaults()
+			if restart {
+				r.svc.Close() // the pending cancel dies with the process
+				r = newSvcRig(t, rigOptions{store: store, fake: r.fake})
+				r.settle()
+			}
+			if !r.until(time.Minute, func() bool { return r.cancelledAtHorde(hordeID) }) {
+				t.Fatal("the request is still live at the Horde")
+			}
+			r.settle()
+			if open, _ := store.UnfinishedJobs(context.Background()); len(open) != 0 {
+				t.Fatalf("%d entries still open after the cancel", len(open))
+			}
+			if j := store.job(open[0].ID); j.state != JobCancelled {
+				t.Fatalf("journal state %q, want %q", j.state, JobCancelled)
+			}
+		})
 	}
 }

@@ -439,7 +439,7 @@ func (s *Service) submit(ctx context.Context, j *job) *Error {
 	}
 	j.hordeID, j.noWorkers = resp.ID, resp.NoWorkersWarning()
 	if ctx.Err() != nil {
-		s.cancelAtHorde(j) // the caller left while the submit was in flight
+		s.cancelAtHorde(j, false) // the caller left while the submit was in flight
 		return Classify(ctx.Err())
 	}
 	if err := s.store.MarkJobSubmitted(context.WithoutCancel(ctx), j.id, resp.ID); err != nil {
@@ -542,10 +542,15 @@ func (s *Service) run(ctx context.Context, j *job) {
 			return
 		}
 		j.err = Classify(err)
+		open := false
 		if errors.Is(err, context.Canceled) || errors.Is(err, errDeadline) || errors.Is(err, errNotPossible) {
-			s.cancelAtHorde(j)
+			// A /v1 job's entry stays open while its cancel is retried,
+			// so a restart still deletes the request (resume).
+			open = s.cancelAtHorde(j, j.target == "")
 		}
-		s.endJournal(ctx, j)
+		if !open {
+			s.endJournal(ctx, j)
+		}
 		s.report(j, Progress{Stage: StageFailed, Err: j.err})
 		return
 	}
@@ -637,9 +642,12 @@ func (s *Service) report(j *job, p Progress) {
 
 // cancelAtHorde deletes the Horde request so no kudos are wasted. If every
 // attempt fails, the cancel is retried in the background (cancels.go).
-func (s *Service) cancelAtHorde(j *job) {
+// With journal, the job's journal entry is left open until the retries
+// end (they finish it with j.err), or for the next start when shutting
+// down; cancelAtHorde reports whether it was left open.
+func (s *Service) cancelAtHorde(j *job, journal bool) bool {
 	if j.hordeID == "" {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -648,10 +656,10 @@ func (s *Service) cancelAtHorde(j *job) {
 		if err != nil && !errors.Is(err, hordeapi.ErrNotFound) {
 			s.log.Warn("cancel at horde refused", "job", j.id, "horde_id", j.hordeID, "err", err)
 		}
-		return
+		return false
 	}
 	s.log.Warn("cancel at horde failed; retrying in the background", "job", j.id, "horde_id", j.hordeID, "err", err)
-	s.queueCancel(j)
+	return s.queueCancel(j, journal)
 }
 
 // buildResult turns the final status into a Result.
@@ -786,11 +794,15 @@ func (s *Service) resume(ctx context.Context) error {
 		principal := p.Principal.principal()
 		j := &job{id: e.ID, principal: principal, target: e.Target, prep: p.Prepared, hordeID: e.HordeID, attempts: e.Attempts, created: e.CreatedAt, resumed: true, done: make(chan struct{})}
 		if e.Target == "" {
+			j.err = newError(CodeCanceled, 499, nil, "interrupted by a restart")
+			open := false
 			if e.HordeID != "" {
 				j.caller, _, _ = s.callerFor(ctx, principal)
-				s.cancelAtHorde(j)
+				open = s.cancelAtHorde(j, true)
 			}
-			s.finishJournal(e.ID, JobCancelled, nil, newError(CodeCanceled, 499, nil, "interrupted by a restart"))
+			if !open {
+				s.finishJournal(e.ID, JobCancelled, nil, j.err)
+			}
 			continue
 		}
 		platform, _, _ := strings.Cut(e.Target, ":")
