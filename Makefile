@@ -23,7 +23,7 @@ test:
 
 ## test-faults: only the fault suites: kill -9 mid-flight, Horde faults on
 ## 1,000 jobs, SQLite locked, Discord gateway drops, Matrix sync failures
-FAULT_TESTS := Fault|GatewayDrop|RestartMidJob
+FAULT_TESTS := Fault|GatewayDrop|Restart|Resume|FailedCancel|CancelRetry|PendingCancel
 test-faults:
 	$(GO) test -race -tags $(TAGS) -count=1 $(TESTFLAGS) -run '$(FAULT_TESTS)' ./...
 
